@@ -1,0 +1,124 @@
+"""The Litestar application built from a :class:`~checkstack_core.host.Host`.
+
+Every route is registered before startup (runtime registration breaks Litestar's OpenAPI cache).
+Litestar's own errors under ``/api`` (no such route, wrong method) answer in the documented error
+shape, never Litestar's ``{"status_code", "detail"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response, get
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+
+from .errors import STATUS_BY_CODE, InternalServerError, RpcError
+from .host import Host
+from .observability import RequestIdMiddleware, current_request_id
+from .protocols import documented
+from .settings import Settings
+
+_CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    code = _CODE_BY_STATUS.get(status, "INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_REQUEST")
+    if status == 404:
+        message = f"No route for {request.method} {request.url.path}"
+    elif status == 405:
+        message = f"Method {request.method} is not supported here"
+    elif status >= 500:
+        message = "Internal server error"
+    else:
+        message = str(exc.detail)
+    return documented.error_response(RpcError.from_code(code, message))
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    request.logger.error(
+        "Unhandled error serving %s %s (request %s)",
+        request.method,
+        request.url.path,
+        current_request_id(),
+        exc_info=exc,
+    )
+    return documented.error_response(InternalServerError())
+
+
+def create_app(host: Host | None = None, *, settings: Settings | None = None) -> Litestar:
+    """Build the app. The host starts in the app's lifespan and stops with it."""
+    host = host or Host(settings)
+    limit = host.settings.max_body_size
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        if not host.running:
+            await host.start()
+        try:
+            yield
+        finally:
+            await host.stop()
+
+    @get("/healthz", sync_to_thread=False, include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", include_in_schema=False)
+    async def readyz() -> Response[dict[str, Any]]:
+        database = await host.db.ping()
+        failed = sorted(r.id for r in host.plugins.values() if r.status == "failed")
+        ready = database and host.running
+        body = {
+            "status": "ready" if ready else "unavailable",
+            "database": "ok" if database else "unreachable",
+            "plugins": {
+                "active": sorted(r.id for r in host.active()),
+                "failed": failed,
+            },
+        }
+        return Response(body, status_code=200 if ready else 503)
+
+    @get("/api/plugins", include_in_schema=False)
+    async def list_plugins(request: Request[Any, Any, Any]) -> Response[Any]:
+        response = await documented.serve_calls(
+            request, host.dispatcher, "core", [("getPlugins", None)]
+        )
+        if response.status_code == 200:
+            import msgspec
+
+            payload = msgspec.json.decode(response.body)
+            return Response(payload["getPlugins"], status_code=200)
+        return response
+
+    routes: list[Any] = [healthz, readyz, list_plugins, *documented.route_handlers(host.dispatcher, limit)]
+    from .openapi import route_handlers as openapi_routes
+
+    routes.extend(openapi_routes(host))
+    host.pm.hook.checkstack_register_routes(register=routes.append)
+
+    app = Litestar(
+        route_handlers=routes,
+        lifespan=[lifespan],
+        middleware=[DefineMiddleware(RequestIdMiddleware)],
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+        openapi_config=None,
+        request_max_body_size=limit,
+        debug=False,
+        logging_config=None,
+    )
+    app.state.host = host
+    return app
+
+
+def _factory() -> Litestar:
+    """Entry for ``uvicorn --factory checkstack_core.app:_factory`` (workers, reload)."""
+    from .observability import configure_logging
+
+    settings = Settings.load()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings=settings)
+

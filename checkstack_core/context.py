@@ -1,0 +1,171 @@
+"""The ``Context`` every handler, event handler, job and lifecycle callback receives.
+
+It carries who is calling, the call's database transaction (opened lazily: a handler that never
+touches the database costs no connection), the event emitter (events are sent only after the
+transaction commits), the job scheduler, in-process calls to other plugins and provided services.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from .auth import Principal, RequestInfo
+from .contract import Level
+
+if TYPE_CHECKING:
+    from .host import Host
+    from .jobs import JobScheduler
+    from .plugin import ServiceRef
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Cookie:
+    """A cookie a handler asks the protocol adapter to set (or delete, with ``max_age=0``)."""
+
+    name: str
+    value: str
+    max_age: int | None = None
+    http_only: bool = True
+    same_site: str = "lax"
+    secure: bool = False
+    path: str = "/"
+
+
+@dataclass(slots=True)
+class ResponseExtras:
+    """What a handler adds to the HTTP response besides its output."""
+
+    cookies: list[Cookie] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class UnitOfWork:
+    """One transaction shared by every procedure of a call or batch, and the events it emits.
+
+    The session is created on first use; ``commit`` sends the pending events only after the
+    transaction has committed, so no subscriber sees a change that was rolled back.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self._session: AsyncSession | None = None
+        self._pending_events: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._host.db.session()
+        return self._session
+
+    def defer_event(self, name: str, payload: dict[str, Any]) -> None:
+        self._pending_events.append((name, payload))
+
+    async def commit(self) -> None:
+        if self._session is not None:
+            await self._session.commit()
+        events, self._pending_events = self._pending_events, []
+        for name, payload in events:
+            await self._host.events.emit(name, payload)
+
+    async def rollback(self) -> None:
+        self._pending_events.clear()
+        if self._session is not None:
+            await self._session.rollback()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @asynccontextmanager
+    async def scope(self) -> AsyncIterator[UnitOfWork]:
+        """Commit when the block succeeds, roll back when it raises, close either way."""
+        try:
+            yield self
+        except BaseException:
+            await self.rollback()
+            raise
+        else:
+            await self.commit()
+        finally:
+            await self.close()
+
+
+class Context:
+    """What a procedure handler (or an event handler, job, startup callback) works with."""
+
+    __slots__ = ("_uow", "host", "logger", "plugin_id", "principal", "request", "request_id", "response")
+
+    def __init__(
+        self,
+        host: Host,
+        plugin_id: str,
+        principal: Principal,
+        uow: UnitOfWork,
+        *,
+        request: RequestInfo | None = None,
+        request_id: str | None = None,
+        response: ResponseExtras | None = None,
+    ) -> None:
+        self.host = host
+        self.plugin_id = plugin_id
+        self.principal = principal
+        self.request = request
+        self.request_id = request_id
+        self.response = response if response is not None else ResponseExtras()
+        self.logger = logging.getLogger(f"checkstack.plugins.{plugin_id}")
+        self._uow = uow
+
+    @property
+    def session(self) -> AsyncSession:
+        """The database session of this call's transaction (committed when the call succeeds)."""
+        return self._uow.session
+
+    @property
+    def jobs(self) -> JobScheduler:
+        """The job scheduler (schedule, cancel by key)."""
+        return self.host.jobs
+
+    async def emit(self, event: str, payload: dict[str, Any]) -> None:
+        """Emit ``event`` once this call's transaction commits (never if it rolls back)."""
+        self._uow.defer_event(event, payload)
+
+    def service(self, ref: ServiceRef[T]) -> T:
+        """The implementation of service ``ref`` provided by another plugin."""
+        try:
+            return self.host.services[ref.id]  # type: ignore[no-any-return]
+        except KeyError:
+            raise LookupError(f"No loaded plugin provides service {ref.id!r}") from None
+
+    async def call(
+        self, plugin_id: str, procedure: str, input: Any = None, *, as_service: bool = False
+    ) -> Any:
+        """Call another plugin's procedure in process, in this transaction.
+
+        By default the current caller's rights apply; ``as_service=True`` calls as this plugin.
+        """
+        principal = Principal.service(self.plugin_id) if as_service else self.principal
+        return await self.host.dispatcher.call_in_process(
+            plugin_id, procedure, input, principal=principal, uow=self._uow, parent=self
+        )
+
+    async def admitted_ids(
+        self, resource_type: str, ids: list[str], level: Level, *, rule_id: str
+    ) -> set[str]:
+        """Which ``ids`` the caller may access, for pushing access filters into queries.
+
+        ``rule_id`` is the qualified rule that grants global access (e.g. ``catalog.catalog.read``).
+        """
+        if self.principal.kind == "service":
+            return set(ids)
+        return await self.host.auth.admitted_ids(
+            self.principal, resource_type, ids, level, self.principal.holds(rule_id)
+        )

@@ -1,0 +1,358 @@
+"""The protocol-independent dispatcher: every call of every protocol goes through here.
+
+Order of checks for each call (SPEC §4.3): parse (by the protocol adapter) → authenticate → find the
+procedure → caller kind and rules → validate input → resource-level pre-check → run → resource-level
+filtering of the output. A batch is atomic: every call passes every check before any runs, they run
+in order in one transaction, and the first failure rolls everything back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from sqlalchemy.exc import IntegrityError
+
+from .auth import Principal, PrincipalKind, RequestInfo
+from .context import Context, ResponseExtras, UnitOfWork
+from .contract import CallerKind, InstanceAccess, Level, Procedure
+from .errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InternalServerError,
+    NotFound,
+    PayloadTooLarge,
+    RpcError,
+    ServiceUnavailable,
+    Unauthorized,
+    validation_error,
+)
+
+if TYPE_CHECKING:
+    from .host import Host, LoadedPlugin
+
+logger = logging.getLogger("checkstack.dispatch")
+
+MAX_BATCH = 50
+_PATH_SUFFIX = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_MISSING = object()
+
+
+def validation_issues(error: msgspec.ValidationError) -> list[dict[str, Any]]:
+    """Turn msgspec's one-line error (``Expected `int`, got `str` - at `$.a[0]` ``) into issues."""
+    match = _PATH_SUFFIX.match(str(error))
+    assert match is not None  # the pattern matches any string
+    path: list[str | int] = []
+    if match["path"]:
+        for key, index in _PATH_PART.findall(match["path"][1:]):
+            path.append(int(index) if index else key)
+    return [{"message": match["message"], "path": path}]
+
+
+def _lookup(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if isinstance(data, dict):
+            data = data.get(part, _MISSING)
+        else:
+            return _MISSING
+        if data is _MISSING:
+            return _MISSING
+    return data
+
+
+@dataclass(slots=True)
+class PreparedCall:
+    name: str
+    procedure: Procedure
+    input: Any
+    handler: Any
+
+
+@dataclass(slots=True)
+class CallResult:
+    """What a protocol adapter gets back for a successful call or batch."""
+
+    outputs: dict[str, Any]
+    response: ResponseExtras
+    principal: Principal
+
+
+class Dispatcher:
+    """Finds, authorizes, validates, runs and filters procedure calls for a :class:`Host`."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    # -- entry points -------------------------------------------------------------------------
+
+    def plugin(self, plugin_id: str) -> LoadedPlugin:
+        """The loaded plugin ``plugin_id``, or NOT_FOUND / SERVICE_UNAVAILABLE."""
+        loaded = self.host.plugins.get(plugin_id)
+        if loaded is None or loaded.status == "disabled":
+            raise NotFound(f"Plugin not found: {plugin_id}")
+        if loaded.status != "active":
+            raise ServiceUnavailable(f"Plugin {plugin_id} is unavailable")
+        return loaded
+
+    async def authenticate(self, request: RequestInfo) -> Principal:
+        """The principal of ``request``: authenticated, or anonymous when it has no credentials."""
+        auth = self.host.auth
+        try:
+            principal = await auth.authenticate(request)
+            return principal if principal is not None else await auth.anonymous()
+        except RpcError:
+            raise
+        except Exception as exc:
+            # A failing auth backend must never turn a caller into an anonymous one.
+            logger.exception("Authentication backend failed")
+            raise InternalServerError() from exc
+
+    async def dispatch(
+        self,
+        plugin_id: str,
+        calls: Sequence[tuple[str, Any]],
+        request: RequestInfo,
+        *,
+        request_id: str | None = None,
+        validated: bool = False,
+    ) -> CallResult:
+        """Run a call or an atomic batch for a protocol adapter. Raises :class:`RpcError`.
+
+        ``calls`` are (procedure name, raw JSON input) pairs in request order.
+        """
+        loaded = self.plugin(plugin_id)
+        if not calls:
+            raise BadRequest("Empty batch: name at least one procedure")
+        if len(calls) > MAX_BATCH:
+            raise PayloadTooLarge(f"Batch of {len(calls)} calls exceeds the limit of {MAX_BATCH}")
+        principal = await self.authenticate(request)
+        prepared = [await self._prepare(loaded, principal, name, raw) for name, raw in calls]
+        response = ResponseExtras()
+        uow = UnitOfWork(self.host)
+        outputs: dict[str, Any] = {}
+        async with uow.scope():
+            for call in prepared:
+                ctx = Context(
+                    self.host,
+                    plugin_id,
+                    principal,
+                    uow,
+                    request=request,
+                    request_id=request_id,
+                    response=response,
+                )
+                outputs[call.name] = await self._run(ctx, call)
+            await self._commit_errors_as_rpc(uow, prepared[-1].name)
+        return CallResult(outputs, response, principal)
+
+    async def call_in_process(
+        self,
+        plugin_id: str,
+        name: str,
+        input: Any,
+        *,
+        principal: Principal,
+        uow: UnitOfWork,
+        parent: Context | None = None,
+    ) -> Any:
+        """Run one procedure for another plugin, inside the caller's transaction."""
+        loaded = self.plugin(plugin_id)
+        raw = msgspec.to_builtins(input) if input is not None else None
+        call = await self._prepare(loaded, principal, name, raw)
+        ctx = Context(
+            self.host,
+            plugin_id,
+            principal,
+            uow,
+            request=parent.request if parent else None,
+            request_id=parent.request_id if parent else None,
+            response=parent.response if parent else None,
+        )
+        return await self._run(ctx, call, encode=False)
+
+    # -- the steps ----------------------------------------------------------------------------
+
+    async def _prepare(
+        self, loaded: LoadedPlugin, principal: Principal, name: str, raw: Any
+    ) -> PreparedCall:
+        plugin_id = loaded.id
+        procedure = loaded.contract.by_name.get(name) if loaded.contract else None
+        if procedure is None:
+            raise NotFound(f"Procedure not found: {plugin_id}.{name}", procedure=name)
+        try:
+            self._authorize(plugin_id, procedure, principal)
+            value = self._validate(procedure, raw)
+            await self._precheck(plugin_id, procedure, principal, raw)
+        except RpcError as error:
+            error.procedure = name
+            raise
+        return PreparedCall(name, procedure, value, loaded.handlers[name])
+
+    def _authorize(self, plugin_id: str, procedure: Procedure, principal: Principal) -> None:
+        caller = procedure.caller
+        if caller is CallerKind.ANONYMOUS:
+            return
+        kind = principal.kind
+        if caller is not CallerKind.PUBLIC and kind is PrincipalKind.ANONYMOUS:
+            raise Unauthorized("Authentication required")
+        if caller is CallerKind.USER and kind is not PrincipalKind.USER:
+            raise Forbidden("This procedure is for users only")
+        if caller is CallerKind.SERVICE and kind is not PrincipalKind.SERVICE:
+            raise Forbidden("This procedure is for services only")
+        if kind is PrincipalKind.SERVICE:
+            return
+        for rule in procedure.rules:
+            instance = procedure.instance_access(rule)
+            # Filtered and pre-checked rules are decided per resource (a team grant may admit a
+            # caller without the global rule); every other rule must be held globally.
+            if instance is not None:
+                continue
+            rule_id = rule.qualified_id(plugin_id)
+            if not principal.holds(rule_id):
+                if kind is PrincipalKind.ANONYMOUS:
+                    raise Unauthorized("Authentication required", data={"missing": rule_id})
+                raise Forbidden(f"Missing access: {rule_id}")
+
+    @staticmethod
+    def _validate(procedure: Procedure, raw: Any) -> Any:
+        if procedure.input is None:
+            if raw not in (None, {}):
+                raise validation_error([{"message": "This procedure takes no input", "path": []}])
+            return None
+        try:
+            return msgspec.convert({} if raw is None else raw, procedure.input)
+        except msgspec.ValidationError as error:
+            raise validation_error(validation_issues(error)) from None
+
+    async def _precheck(
+        self, plugin_id: str, procedure: Procedure, principal: Principal, raw: Any
+    ) -> None:
+        if principal.kind is PrincipalKind.SERVICE:
+            return
+        for rule in procedure.rules:
+            instance = procedure.instance_access(rule)
+            if instance is None or not instance.is_precheck:
+                continue
+            rule_id = rule.qualified_id(plugin_id)
+            has_global = principal.holds(rule_id)
+            ids = self._input_ids(instance, raw)
+            if not ids:
+                # No resource named in the input (e.g. create): the rule is checked globally.
+                if not has_global:
+                    if principal.kind is PrincipalKind.ANONYMOUS:
+                        raise Unauthorized("Authentication required", data={"missing": rule_id})
+                    raise Forbidden(f"Missing access: {rule_id}")
+                continue
+            admitted = await self.host.auth.admitted_ids(
+                principal, instance.resource_type, ids, Level(rule.level), has_global
+            )
+            for resource_id in ids:
+                if resource_id not in admitted:
+                    raise Forbidden(f"Access denied to {instance.resource_type} {resource_id}")
+
+    @staticmethod
+    def _input_ids(instance: InstanceAccess, raw: Any) -> list[str]:
+        if instance.id_param:
+            value = _lookup(raw, instance.id_param)
+            return [str(value)] if isinstance(value, str | int) and value != "" else []
+        value = _lookup(raw, instance.ids_param or "")
+        if isinstance(value, list):
+            return list(dict.fromkeys(str(v) for v in value if isinstance(v, str | int)))
+        return []
+
+    async def _run(self, ctx: Context, call: PreparedCall, *, encode: bool = True) -> Any:
+        procedure = call.procedure
+        try:
+            output = await call.handler(ctx, call.input)
+            output = self._check_output(procedure, output)
+            if not encode:
+                return output
+            return await self._filter_output(ctx, procedure, output)
+        except RpcError as error:
+            error.procedure = error.procedure or call.name
+            raise
+        except IntegrityError as exc:
+            raise Conflict(
+                "The change conflicts with existing data", procedure=call.name
+            ) from exc
+        except Exception as exc:
+            logger.exception(
+                "Procedure %s.%s failed",
+                ctx.plugin_id,
+                call.name,
+                extra={"request_id": ctx.request_id},
+            )
+            raise InternalServerError(procedure=call.name) from exc
+
+    @staticmethod
+    def _check_output(procedure: Procedure, output: Any) -> Any:
+        expected = procedure.output
+        if expected is None:
+            return None
+        if isinstance(expected, type) and isinstance(output, expected):
+            return output
+        try:
+            return msgspec.convert(output, expected, from_attributes=True)
+        except msgspec.ValidationError as exc:
+            raise InternalServerError("Output validation failed") from exc
+
+    async def _filter_output(self, ctx: Context, procedure: Procedure, output: Any) -> Any:
+        principal = ctx.principal
+        filters = [
+            (rule, instance)
+            for rule in procedure.rules
+            if (instance := procedure.instance_access(rule)) is not None
+            and not instance.is_precheck
+        ]
+        if not filters or principal.kind is PrincipalKind.SERVICE:
+            return output
+        data = msgspec.to_builtins(output)
+        for rule, instance in filters:
+            key = instance.list_key or instance.record_key or ""
+            container = data.get(key) if isinstance(data, dict) else None
+            if instance.list_key and isinstance(container, list):
+                ids = [str(item.get("id")) for item in container if isinstance(item, dict)]
+            elif instance.record_key and isinstance(container, dict):
+                ids = list(container)
+            else:
+                raise InternalServerError(
+                    f"Invalid response shape for filtered procedure: expected {key!r}"
+                )
+            rule_id = rule.qualified_id(ctx.plugin_id)
+            admitted = (
+                await self.host.auth.admitted_ids(
+                    principal,
+                    instance.resource_type,
+                    ids,
+                    Level(rule.level),
+                    principal.holds(rule_id),
+                )
+                if ids
+                else set()
+            )
+            if instance.list_key:
+                data[key] = [
+                    item
+                    for item in container
+                    if isinstance(item, dict) and str(item.get("id")) in admitted
+                ]
+            else:
+                data[key] = {k: v for k, v in container.items() if k in admitted}
+        return data
+
+    @staticmethod
+    async def _commit_errors_as_rpc(uow: UnitOfWork, last: str) -> None:
+        """Flush inside the batch so constraint violations surface as CONFLICT, not a 500."""
+        session = uow._session
+        if session is None:
+            return
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            raise Conflict("The change conflicts with existing data", procedure=last) from exc

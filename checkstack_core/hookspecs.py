@@ -1,0 +1,156 @@
+"""The core's pluggy hook specifications, grouped by lifecycle phase.
+
+pluggy collects objects at startup; nothing here runs per request. A plugin implements a hook by
+putting a ``@hookimpl`` function on the object it passes as ``Plugin(hooks=...)``::
+
+    from checkstack_core import hookimpl
+
+    @hookimpl
+    def checkstack_register_commands(cli):
+        @cli.command()
+        def hello():
+            print("hi")
+
+Hooks are synchronous; whatever must run per request is an async object the hook hands over
+(an :class:`~checkstack_core.auth.AuthBackend`, a route handler, an engine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .auth import AuthBackend
+    from .host import Host
+
+hookspec = pluggy.HookspecMarker("checkstack")
+hookimpl = pluggy.HookimplMarker("checkstack")
+
+
+# --- registration: collected once, while the host is being built ------------------------------
+
+
+@hookspec
+def checkstack_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``checkstack`` command line. All implementations are called.
+
+    ``cli`` is the root :class:`click.Group`; add commands or groups to it. Commands that need the
+    configured database build a host with ``checkstack_core.cli.open_host()``.
+
+    Example (the auth plugin adds ``checkstack apps ...``)::
+
+        @hookimpl
+        def checkstack_register_commands(cli):
+            @cli.group()
+            def apps():
+                "Manage API keys."
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def checkstack_register_routes(register: Callable[[Any], None]) -> None:
+    """Add plain Litestar route handlers beside the procedure protocols. All are called.
+
+    Call ``register(handler)`` with a Litestar route handler (``@get(...)`` function, Router or
+    Controller). Use this for what is not a procedure: a status page, a webhook receiver.
+    Paths under ``/api/<pluginId>/`` belong to the procedure protocols; use ``/<pluginId>/...``.
+
+    Example::
+
+        @hookimpl
+        def checkstack_register_routes(register):
+            @get("/status", media_type="text/html")
+            async def status_page() -> str:
+                return "<h1>All systems operational</h1>"
+            register(status_page)
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def checkstack_register_engines(register: EngineRegistrar) -> None:
+    """Offer event-bus and job-scheduler engines, selected by ``CHECKSTACK_EVENTS_ENGINE`` and
+    ``CHECKSTACK_JOBS_ENGINE`` (default ``embedded``). All implementations are called.
+
+    ``register.events(name, factory)`` and ``register.jobs(name, factory)`` take a factory
+    ``(host) -> EventBus`` / ``(host) -> JobScheduler``. A duplicate name is an error naming both.
+
+    Example (a PostgreSQL engine as its own distribution)::
+
+        @hookimpl
+        def checkstack_register_engines(register):
+            register.jobs("procrastinate", lambda host: ProcrastinateScheduler(host.settings))
+
+    .. versionadded:: 0.1
+    """
+
+
+# --- startup: the host is built, plugins are being started --------------------------------------
+
+
+@hookspec(firstresult=True)
+def checkstack_auth_backend(host: Host) -> AuthBackend | None:
+    """Return the :class:`~checkstack_core.auth.AuthBackend` that authenticates requests and
+    answers resource-access questions. The first non-``None`` result wins; the core's built-in
+    implementation (anonymous callers holding the ``public`` rules) is registered ``trylast``.
+
+    Called once, after migrations and before any plugin's startup callbacks, so the backend may
+    read its tables. It must not perform I/O in this hook; do that lazily or in ``on_startup``.
+
+    Example (the auth plugin)::
+
+        @hookimpl
+        def checkstack_auth_backend(host):
+            return DatabaseAuthBackend(host)
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def checkstack_ready(host: Host) -> None:
+    """Called once every plugin has started and the host is about to serve. All are called.
+
+    ``host.plugins`` lists every plugin with its status; use this for cross-plugin wiring that
+    needs everything in place (e.g. syncing every plugin's access rules into roles).
+    Synchronous: schedule async work with ``host.jobs`` instead of awaiting here.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --- shutdown -------------------------------------------------------------------------------------
+
+
+@hookspec
+def checkstack_shutdown(host: Host) -> None:
+    """Called once when the host stops, before plugins' shutdown callbacks. All are called.
+
+    .. versionadded:: 0.1
+    """
+
+
+class EngineRegistrar:
+    """Collects engine factories offered through :func:`checkstack_register_engines`."""
+
+    def __init__(self) -> None:
+        self.event_engines: dict[str, Callable[[Host], Any]] = {}
+        self.job_engines: dict[str, Callable[[Host], Any]] = {}
+
+    def events(self, name: str, factory: Callable[[Host], Any]) -> None:
+        if name in self.event_engines:
+            raise ValueError(f"Event engine {name!r} is registered twice")
+        self.event_engines[name] = factory
+
+    def jobs(self, name: str, factory: Callable[[Host], Any]) -> None:
+        if name in self.job_engines:
+            raise ValueError(f"Job engine {name!r} is registered twice")
+        self.job_engines[name] = factory

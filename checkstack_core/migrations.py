@@ -1,0 +1,163 @@
+"""Per-plugin Alembic migrations (SPEC §7).
+
+Each plugin owns a ``migrations/`` folder of Alembic revisions and its own version table
+``<pluginId>_alembic_version``, so plugins are independent: installing one adds its history,
+uninstalling one leaves the others' untouched (a shared version table would then name a revision
+nobody can locate). Upgrades run in dependency order under a PostgreSQL advisory lock, so several
+processes starting at once upgrade exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from .db import Database
+
+if TYPE_CHECKING:
+    from .plugin import Plugin
+
+logger = logging.getLogger("checkstack.migrations")
+TEMPLATE_DIR = Path(__file__).parent / "alembic"
+_LOCK_KEY = zlib.crc32(b"checkstack.migrations")
+
+
+def version_table(plugin_id: str) -> str:
+    return f"{plugin_id.replace('-', '_')}_alembic_version"
+
+
+def _config(plugin: Plugin) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(TEMPLATE_DIR))
+    config.set_main_option("version_locations", str(plugin.migrations_path))
+    return config
+
+
+def _plugin_tables(plugin: Plugin) -> set[str]:
+    return {model.__table__.name for model in plugin.models if hasattr(model, "__table__")}
+
+
+def _upgrade_plugin(connection: Connection, plugin: Plugin, target: str = "heads") -> list[str]:
+    config = _config(plugin)
+    script = ScriptDirectory.from_config(config)
+    applied: list[str] = []
+
+    def upgrade(revision: Any, context: Any) -> Any:
+        steps = script._upgrade_revs(target, revision)
+        applied.extend(step.revision.revision for step in steps)
+        return steps
+
+    with EnvironmentContext(
+        config, script, fn=upgrade, destination_rev=target, as_sql=False
+    ) as env:
+        env.configure(
+            connection=connection,
+            target_metadata=SQLModel.metadata,
+            version_table=version_table(plugin.id),
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with env.begin_transaction():
+            env.run_migrations()
+    return applied
+
+
+def _upgrade_all(connection: Connection, plugins: Iterable[Plugin]) -> dict[str, list[str]]:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    done: dict[str, list[str]] = {}
+    for plugin in plugins:
+        if plugin.migrations_path is None:
+            continue
+        applied = _upgrade_plugin(connection, plugin)
+        if applied:
+            logger.info("Migrated plugin %s: %s", plugin.id, ", ".join(applied))
+        done[plugin.id] = applied
+    return done
+
+
+async def upgrade(db: Database, plugins: Iterable[Plugin]) -> dict[str, list[str]]:
+    """Bring every plugin's tables to its newest revision; returns the revisions applied."""
+    plugins = list(plugins)
+    async with db.engine.begin() as conn:
+        return await conn.run_sync(_upgrade_all, plugins)
+
+
+async def current(db: Database, plugin: Plugin) -> str | None:
+    """The revision ``plugin``'s tables are at (``None`` before its first migration)."""
+    table = version_table(plugin.id)
+
+    def read(connection: Connection) -> str | None:
+        from sqlalchemy import inspect
+
+        if not inspect(connection).has_table(table):
+            return None
+        row = connection.execute(text(f"SELECT version_num FROM {table}")).first()
+        return row[0] if row else None
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(read)
+
+
+async def autogenerate(db: Database, plugin: Plugin, message: str) -> Path:
+    """Write a new revision for ``plugin`` from the difference between its models and the database.
+
+    Only the plugin's own tables are compared, so other plugins' tables never leak into it. The
+    database should be at the plugin's newest revision (run ``checkstack db upgrade`` first).
+    """
+    import uuid
+
+    from alembic.autogenerate import produce_migrations, render_python_code
+    from alembic.runtime.migration import MigrationContext
+
+    if plugin.migrations_path is None:
+        raise ValueError(f"Plugin {plugin.id} declares no migrations folder")
+    plugin.migrations_path.mkdir(parents=True, exist_ok=True)
+    script = ScriptDirectory.from_config(_config(plugin))
+    heads = script.get_heads()
+    owned = _plugin_tables(plugin)
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table":
+            return name in owned
+        table = getattr(obj, "table", None)
+        return getattr(table, "name", None) in owned
+
+    def diff(connection: Connection) -> tuple[str, str]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_object": include,
+                "render_as_batch": True,
+                "version_table": version_table(plugin.id),
+                "target_metadata": SQLModel.metadata,
+            },
+        )
+        ops = produce_migrations(context, SQLModel.metadata)
+        options = {"render_as_batch": True}
+        return (
+            render_python_code(ops.upgrade_ops, **options),  # type: ignore[arg-type]
+            render_python_code(ops.downgrade_ops, **options),  # type: ignore[arg-type]
+        )
+
+    async with db.engine.connect() as conn:
+        upgrades, downgrades = await conn.run_sync(diff)
+    revision = script.generate_revision(
+        uuid.uuid4().hex[:12],
+        message,
+        head=heads[0] if heads else "base",
+        branch_labels=None if heads else [plugin.id],
+        upgrades=upgrades,
+        downgrades=downgrades,
+    )
+    assert revision is not None
+    return Path(revision.path)

@@ -1,0 +1,133 @@
+"""Request ids and structured logs (SPEC §9).
+
+Every request gets an id (a client's sane ``X-Request-ID`` is kept, otherwise a new one), which is
+returned in the ``X-Request-ID`` response header and attached to every log record written while
+the request is served. An exception that escapes everything is logged with that id and answered
+with a bare 500 body: no stack trace ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "checkstack_request_id", default=None
+)
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_INTERNAL_ERROR = b'{"code":"INTERNAL_SERVER_ERROR","message":"Internal server error"}'
+logger = logging.getLogger("checkstack.http")
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served, if any."""
+    return _request_id.get()
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record (``-`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", None):
+            record.request_id = _request_id.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, request id, message, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Route the ``checkstack`` loggers (and uvicorn's) through one handler with request ids."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_checkstack", False):
+            root.removeHandler(existing)
+    handler._checkstack = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Alembic narrates every migration context at INFO; our own log line says what was applied.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+
+
+class RequestIdMiddleware:
+    """Pure ASGI middleware: request id in context, response header and state; last-resort 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
+        token = _request_id.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-unknown-key]
+        header = (b"x-request-id", request_id.encode())
+        started = False
+        began = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), header]
+                status = message.get("status", 0)
+                if status >= 500:
+                    logger.warning(
+                        "%s %s -> %s (%.1f ms)",
+                        scope.get("method"),
+                        scope.get("path"),
+                        status,
+                        (time.perf_counter() - began) * 1000,
+                    )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("Unhandled error serving %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json"), header],
+                    }
+                )
+                await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
+        finally:
+            _request_id.reset(token)

@@ -1,0 +1,1 @@
+"""pytest plugin of the Checkstack test kit (fixtures are added below)."""

@@ -1,0 +1,21 @@
+"""Checkstack's example plugin: a stored greeting (the plugin-author guide builds it step by step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from checkstack_core import Plugin
+
+from .contract import contract
+from .handlers import handlers
+from .models import GreetingTemplate
+
+plugin = Plugin(
+    id="hello",
+    name="Hello",
+    description="Greets people with a template an administrator can change.",
+    contract=contract,
+    handlers=handlers,
+    models=[GreetingTemplate],
+    migrations=Path(__file__).parent / "migrations",
+)
