@@ -39,6 +39,7 @@ def version_table(plugin_id: str) -> str:
 def _config(plugin: Plugin) -> Config:
     config = Config()
     config.set_main_option("script_location", str(TEMPLATE_DIR))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(plugin.migrations_path))
     return config
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.params import FromPath
 
 from ..dispatch import Dispatcher
 from ..errors import BadRequest, InternalServerError, RpcError
@@ -83,7 +84,7 @@ def route_handlers(dispatcher: Dispatcher, limit: int) -> list[Any]:
     """The Litestar handlers of the documented protocol."""
 
     @post(["/api/{plugin_id:str}", "/api/{plugin_id:str}/"], status_code=200, name="documented")
-    async def documented(request: Request[Any, Any, Any], plugin_id: str) -> Response[bytes]:
+    async def documented(request: Request[Any, Any, Any], plugin_id: FromPath[str]) -> Response[bytes]:
         return await serve(request, dispatcher, plugin_id, limit)
 
     return [documented]
