@@ -156,7 +156,7 @@ class _Group:
 
 
 class _Hub:
-    """The in-memory "broker" shared by the buses of one hub (one per simulated process)."""
+    """The in-memory broker shared by a bus and its peers (each standing for one process)."""
 
     def __init__(self) -> None:
         self.buses: list[EmbeddedEventBus] = []
@@ -185,9 +185,13 @@ class EmbeddedEventBus:
     ``retry_base_delay * 2 ** (attempt - 1)`` seconds (capped at ``retry_max_delay``) without
     holding a worker. :meth:`stop` waits up to ``shutdown_timeout`` seconds for in-flight work.
 
+    Deliveries run concurrently, so their order is not guaranteed, even for one subscription.
+
     :meth:`peer` returns another bus on the same in-memory broker, standing for another process:
     broadcast events reach both, a work-queue group delivers each event to one of them (round
-    robin). Tests use it to exercise multi-process semantics in one process.
+    robin). Tests use it to exercise multi-process semantics in one process. A work-queue group
+    gets the events published once it is declared (or before the first bus started); while none
+    of its buses runs, they wait for one.
     """
 
     def __init__(
@@ -207,7 +211,7 @@ class EmbeddedEventBus:
         self._retry_base_delay = retry_base_delay
         self._retry_max_delay = retry_max_delay
         self._shutdown_timeout = shutdown_timeout
-        self._hub = _hub or _Hub()
+        self._hub = _hub if _hub is not None else _Hub()
         self._hub.buses.append(self)
         self._broadcast: dict[str, list[Subscription]] = {}
         self._work_queue_keys: set[tuple[str, str, str]] = set()
@@ -394,10 +398,9 @@ class EmbeddedEventBus:
         except asyncio.CancelledError:
             raise
         except Exception:
-            retry = (
-                subscription.mode == DeliveryMode.WORK_QUEUE
-                and delivery.attempt <= subscription.max_retries
-            )
+            queued = subscription.mode == DeliveryMode.WORK_QUEUE
+            attempts = subscription.max_retries + 1 if queued else 1
+            retry = delivery.attempt < attempts
             # Never log the payload: it may hold secrets.
             logger.exception(
                 "event handler failed: event=%s id=%s plugin=%s group=%s attempt=%d/%d%s",
@@ -406,7 +409,7 @@ class EmbeddedEventBus:
                 subscription.plugin_id,
                 subscription.qualified_group,
                 delivery.attempt,
-                subscription.max_retries + 1 if subscription.group else 1,
+                attempts,
                 ", will retry" if retry else "",
             )
             if retry:

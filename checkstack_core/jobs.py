@@ -260,6 +260,7 @@ class EmbeddedJobScheduler:
         self._entries: dict[str, _Entry] = {}
         self._heap: builtins.list[tuple[float, int, _Entry, int]] = []
         self._seq = itertools.count()
+        self._stale = 0  # about how many heap items belong to replaced or cancelled entries
         self._running: dict[str, asyncio.Task[None]] = {}  # key -> its in-flight run
         self._semaphore = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
@@ -378,7 +379,10 @@ class EmbeddedJobScheduler:
 
     async def cancel(self, key: str) -> bool:
         """Remove the schedule (and any pending retry) under ``key``; a running run finishes."""
-        return self._entries.pop(key, None) is not None
+        if self._entries.pop(key, None) is None:
+            return False
+        self._dropped()
+        return True
 
     async def get(self, key: str) -> ScheduledJob | None:
         """The schedule under ``key``, if any."""
@@ -420,9 +424,20 @@ class EmbeddedJobScheduler:
         if not entry.key or not isinstance(entry.key, str):
             raise ValueError("Job key must be a non-empty string")
         # Any heap item of a replaced entry is now stale: the loop checks identity.
+        if self._entries.get(entry.key) is not None:
+            self._dropped()
         self._entries[entry.key] = entry
         self._push(entry)
         return entry.snapshot()
+
+    def _dropped(self) -> None:
+        """Count a stale heap item; compact once they outnumber the live ones."""
+        self._stale += 1
+        if self._stale > 1024 and self._stale > len(self._heap) // 2:
+            # In place: the loop holds a reference to the list.
+            self._heap[:] = [i for i in self._heap if self._is_current(i[2], i[3])]
+            heapq.heapify(self._heap)
+            self._stale = 0
 
     def _push(self, entry: _Entry) -> None:
         entry.version += 1
@@ -441,6 +456,7 @@ class EmbeddedJobScheduler:
         heap = self._heap
         while heap and not self._is_current(heap[0][2], heap[0][3]):
             heapq.heappop(heap)
+            self._stale = max(self._stale - 1, 0)
         return bool(heap) and heap[0][0] <= now
 
     async def _loop(self) -> None:
@@ -451,11 +467,13 @@ class EmbeddedJobScheduler:
             heap = self._heap
             while heap and heap[0][0] <= now:
                 _, _, entry, version = heapq.heappop(heap)
-                if self._is_current(entry, version):
-                    try:
-                        self._fire(entry, now_at)
-                    except Exception:
-                        logger.exception("job scheduler failed to fire key=%s", entry.key)
+                if not self._is_current(entry, version):
+                    self._stale = max(self._stale - 1, 0)
+                    continue
+                try:
+                    self._fire(entry, now_at)
+                except Exception:
+                    logger.exception("job scheduler failed to fire key=%s", entry.key)
             self._activity.set()
             self._wake.clear()
             timer = None

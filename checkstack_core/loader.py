@@ -23,6 +23,7 @@ logger = logging.getLogger("checkstack.plugins")
 ENTRY_POINT_GROUP = "checkstack.plugins"
 #: Ids the host itself uses under /api/.
 RESERVED_IDS = frozenset({"plugins", "docs", "openapi", "schema"})
+CORE_PLUGIN_ID = "core"
 Status = Literal["active", "failed", "disabled"]
 
 
@@ -154,7 +155,10 @@ def discover(
     deny = set(settings.disabled_plugins)
 
     def admit(record: LoadedPlugin) -> bool:
-        if (allow is not None and record.id not in allow) or record.id in deny:
+        # The core's own plugin is not subject to the allowlist: listing the plugins one wants
+        # should not silently switch off /api/plugins. It can still be denied by name.
+        allowed = allow is None or record.id in allow or record.id == CORE_PLUGIN_ID
+        if not allowed or record.id in deny:
             record.status = "disabled"
         if record.id in found:
             other = found[record.id]

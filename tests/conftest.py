@@ -1,4 +1,5 @@
-"""Core tests run the host with the example hello plugin, as a plugin author's tests would."""
+"""Core tests run the host with the example hello plugin and a test-only notes plugin, loaded
+through the core's own fixtures as a plugin author's tests would."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 @pytest.fixture
 def checkstack_plugins() -> list[Any]:
-    from checkstack_hello import plugin
+    from checkstack_hello import plugin as hello
 
-    return [plugin]
+    from notes_plugin import plugin as notes
+
+    return [hello, notes]

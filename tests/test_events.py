@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -125,9 +126,7 @@ async def test_handler_errors_are_logged_without_payload_and_do_not_reach_the_em
 
 async def test_work_queue_retries_until_success(bus: EmbeddedEventBus) -> None:
     handler = Recorder(fail_times=2)
-    bus.subscribe(
-        Subscription("catalog.system.deleted", handler, "incident", WQ, group="cleanup")
-    )
+    bus.subscribe(Subscription("catalog.system.deleted", handler, "incident", WQ, group="cleanup"))
     await bus.start()
 
     event = await bus.emit("catalog.system.deleted", {"systemId": "s1"})
@@ -167,15 +166,13 @@ async def test_retries_back_off_exponentially() -> None:
         seen.append(loop.time())
         raise RuntimeError("down")
 
-    bus.subscribe(
-        Subscription("a.b", handler, "p", WQ, group="g", max_retries=3)
-    )
+    bus.subscribe(Subscription("a.b", handler, "p", WQ, group="g", max_retries=3))
     await bus.start()
     await bus.emit("a.b", {})
     await bus.drain()
     await bus.stop()
 
-    gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(seen)]
     assert len(seen) == 4
     # Lower bounds only: timers never fire early, but may fire late.
     assert gaps[0] >= 0.02 * 0.9
@@ -186,7 +183,9 @@ async def test_retries_back_off_exponentially() -> None:
 async def test_work_queue_delivers_once_per_group(bus: EmbeddedEventBus) -> None:
     incident, maintenance, audit = Recorder(), Recorder(), Recorder()
     bus.subscribe(Subscription("catalog.system.deleted", incident, "incident", WQ, group="gc"))
-    bus.subscribe(Subscription("catalog.system.deleted", maintenance, "maintenance", WQ, group="gc"))
+    bus.subscribe(
+        Subscription("catalog.system.deleted", maintenance, "maintenance", WQ, group="gc")
+    )
     bus.subscribe(Subscription("catalog.system.deleted", audit, "incident", WQ, group="audit"))
     await bus.start()
 
@@ -287,9 +286,9 @@ async def test_each_handler_gets_its_own_copy_of_the_payload(bus: EmbeddedEventB
     bus.subscribe(Subscription("a.b", vandal, "r", WQ, group="g"))
     await bus.start()
 
-    payload = {"systemIds": ["s1"], "nested": {"k": 1}}
-    event = await bus.emit("a.b", payload)
-    payload["systemIds"].append("late")  # the emitter's later changes do not leak either
+    system_ids = ["s1"]
+    event = await bus.emit("a.b", {"systemIds": system_ids, "nested": {"k": 1}})
+    system_ids.append("late")  # the emitter's later changes do not leak either
     await bus.drain()
 
     assert seen == [{"systemIds": ["s1"], "nested": {"k": 1}}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -54,9 +55,10 @@ class Recorder:
             self.ended.append(time.time())
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
+async def wait_until(predicate: Callable[[], bool], within: float = 2.0) -> None:
+    """Poll ``predicate`` (the handlers' records) until it holds."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
 
@@ -70,12 +72,12 @@ def test_embedded_scheduler_implements_the_protocol() -> None:
 
 async def test_registration_rules(scheduler: EmbeddedJobScheduler) -> None:
     scheduler.register("maintenance.transition", Recorder(), plugin_id="maintenance")
-    with pytest.raises(ValueError, match="'other'.*'maintenance'"):
+    with pytest.raises(ValueError, match=r"'other'.*'maintenance'"):
         scheduler.register("maintenance.transition", Recorder(), plugin_id="other")
     with pytest.raises(ValueError, match="timeout"):
         scheduler.register("x.y", Recorder(), plugin_id="x", timeout=0)
 
-    with pytest.raises(UnknownJobError, match="Unknown job 'nope.job'") as info:
+    with pytest.raises(UnknownJobError, match=r"Unknown job 'nope\.job'") as info:
         await scheduler.schedule_once("nope.job", key="k")
     assert isinstance(info.value, ValueError) and isinstance(info.value, KeyError)
 
@@ -345,7 +347,7 @@ async def test_failed_interval_runs_are_not_retried(scheduler: EmbeddedJobSchedu
     await scheduler.cancel("h:1")
 
     assert [r.attempt for r in handler.runs[:3]] == [1, 1, 1]
-    gaps = [b.scheduled_for - a.scheduled_for for a, b in zip(handler.runs, handler.runs[1:3])]
+    gaps = [b.scheduled_for - a.scheduled_for for a, b in itertools.pairwise(handler.runs[:3])]
     assert gaps == [TICK, TICK]
 
 
@@ -485,3 +487,21 @@ async def test_stop_cancels_running_jobs_after_the_grace_period() -> None:
 
     await scheduler.stop()
     assert cancelled.is_set()
+
+
+async def test_replaced_and_cancelled_schedules_do_not_pile_up(
+    scheduler: EmbeddedJobScheduler,
+) -> None:
+    handler = Recorder()
+    scheduler.register("h.check", handler, plugin_id="h")
+    await scheduler.start()
+    later = now() + timedelta(hours=1)
+
+    for i in range(3000):
+        await scheduler.schedule_once("h.check", key="same", run_at=later, payload={"i": i})
+    for i in range(3000):
+        await scheduler.schedule_once("h.check", key=f"k{i}", run_at=later)
+        await scheduler.cancel(f"k{i}")
+
+    assert [j.payload for j in await scheduler.list()] == [{"i": 2999}]
+    assert len(scheduler._heap) < 3000  # white box: stale heap items get compacted
