@@ -220,6 +220,10 @@ class Host:
 
     def _subscription(self, plugin: Plugin, sub: EventSubscription) -> Subscription:
         async def deliver(event: Event) -> None:
+            # A plugin that failed after subscribing (e.g. in a later startup callback) must not
+            # go on reacting to events; the engines have no unsubscribe to undo it.
+            if self.plugins[plugin.id].status != "active":
+                return
             async with self.service_context(plugin.id) as ctx:
                 await sub.callback(ctx, event)
 
@@ -234,6 +238,8 @@ class Host:
 
     def _job_handler(self, plugin: Plugin, job: JobDefinition) -> Any:
         async def run(job_run: JobRun) -> None:
+            if self.plugins[plugin.id].status != "active":
+                return
             async with self.service_context(plugin.id) as ctx:
                 await job.callback(ctx, job_run)
 
