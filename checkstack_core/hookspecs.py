@@ -123,6 +123,13 @@ def checkstack_ready(host: Host) -> None:
     needs everything in place (e.g. syncing every plugin's access rules into roles).
     Synchronous: schedule async work with ``host.jobs`` instead of awaiting here.
 
+    Example (log what is being served)::
+
+        @hookimpl
+        def checkstack_ready(host):
+            active = ", ".join(record.id for record in host.active())
+            logging.getLogger("my_plugin").info("Serving %s", active)
+
     .. versionadded:: 0.1
     """
 
@@ -133,6 +140,15 @@ def checkstack_ready(host: Host) -> None:
 @hookspec
 def checkstack_shutdown(host: Host) -> None:
     """Called once when the host stops, before plugins' shutdown callbacks. All are called.
+
+    Synchronous and must not block for long; release per-process resources here (the engines
+    are still running, the database is still open).
+
+    Example::
+
+        @hookimpl
+        def checkstack_shutdown(host):
+            metrics_exporter.flush()
 
     .. versionadded:: 0.1
     """

@@ -71,7 +71,7 @@ class Handlers:
         return [p.name for p in self.contract.procedures if p.name not in self.by_name]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: ``ServiceRef[X](...)`` sets __orig_class__
 class ServiceRef(Generic[T]):
     """A typed name for an in-process service one plugin provides to others (e.g. "is system S
     under maintenance?"). Declare it in the provider's contract module so consumers can import it

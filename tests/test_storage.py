@@ -1,0 +1,117 @@
+"""Storage: database URLs, SQLite pragmas, per-plugin migrations and the ``db`` commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from checkstack_core import migrations
+from checkstack_core.db import Database, normalize_url, redact_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgresql://u:p@h/d", "postgresql+asyncpg://u:p@h/d"),
+        ("postgresql+asyncpg://h/d", "postgresql+asyncpg://h/d"),
+    ],
+)
+def test_urls_get_an_async_driver(url, expected):
+    assert normalize_url(url) == expected
+
+
+def test_unsupported_databases_are_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="Unsupported database URL scheme 'mysql'"):
+        normalize_url("mysql://localhost/x")
+
+
+def test_passwords_never_reach_logs_or_reprs():
+    url = "postgresql+asyncpg://checkstack:s3cr3t@db/checkstack"
+    assert "s3cr3t" not in redact_url(url)
+    assert "s3cr3t" not in repr(Database(url))
+
+
+async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        async with db.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 30000
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    finally:
+        await db.dispose()
+
+
+async def test_each_plugin_has_its_own_version_table(checkstack_host):
+    def tables(connection):
+        return set(inspect(connection).get_table_names())
+
+    async with checkstack_host.db.engine.connect() as conn:
+        names = await conn.run_sync(tables)
+    assert {"hello_greeting", "hello_alembic_version", "notes_note", "notes_alembic_version"} <= names
+    hello = checkstack_host.plugins["hello"].plugin
+    assert await migrations.current(checkstack_host.db, hello) == "hello_0001"
+
+
+async def test_upgrading_again_changes_nothing_and_keeps_data(checkstack_host, checkstack_client, checkstack_auth):
+    admin = checkstack_client(checkstack_auth.admin())
+    await admin.call("hello", "setGreeting", {"template": "Kept {name}"})
+    plugins = [r.plugin for r in checkstack_host.active() if r.plugin]
+    applied = await migrations.upgrade(checkstack_host.db, plugins)
+    assert applied == {"hello": [], "notes": []}
+    assert await admin.call("hello", "getGreeting", {}) == {"message": "Kept world"}
+
+
+def _run(args: list[str], database_url: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "CHECKSTACK_DATABASE_URL": database_url, "CHECKSTACK_PLUGINS": "hello", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "checkstack_core", *args],
+        env=full_env, cwd=cwd, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.e2e
+def test_db_upgrade_command(tmp_path, checkstack_database_url):
+    first = _run(["db", "upgrade"], checkstack_database_url, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "hello: hello_0001" in first.stdout
+    second = _run(["db", "upgrade"], checkstack_database_url, tmp_path)
+    assert "hello: up to date" in second.stdout
+
+
+@pytest.mark.e2e
+def test_db_revision_autogenerates_only_the_plugins_own_tables(tmp_path, checkstack_database_url):
+    package = tmp_path / "site" / "fake_widgets"
+    (package / "migrations").mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "from pathlib import Path\n"
+        "from sqlmodel import Field, SQLModel\n"
+        "from checkstack_core import Plugin\n"
+        "class Widget(SQLModel, table=True):\n"
+        "    __tablename__ = 'widgets_widget'\n"
+        "    id: int = Field(primary_key=True)\n"
+        "    name: str = Field(max_length=80)\n"
+        "plugin = Plugin(id='widgets', name='Widgets', models=[Widget],\n"
+        "                migrations=Path(__file__).parent / 'migrations')\n"
+    )
+    info = tmp_path / "site" / "checkstack_widgets-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: checkstack-widgets\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[checkstack.plugins]\nwidgets = fake_widgets:plugin\n")
+    env = {"PYTHONPATH": str(tmp_path / "site"), "CHECKSTACK_PLUGINS": "hello,widgets"}
+    # The hello plugin's tables exist in the database too; they must not leak into the revision.
+    assert _run(["db", "upgrade"], checkstack_database_url, tmp_path, **env).returncode == 0
+    made = _run(["db", "revision", "widgets", "-m", "create widgets"], checkstack_database_url, tmp_path, **env)
+    assert made.returncode == 0, made.stderr
+    [revision] = list((package / "migrations").glob("*.py"))
+    source = revision.read_text()
+    assert "widgets_widget" in source and "hello_greeting" not in source
+    assert "branch_labels" in source and "'widgets'" in source
+    applied = _run(["db", "upgrade"], checkstack_database_url, tmp_path, **env)
+    assert "widgets: " in applied.stdout and "up to date" not in applied.stdout.split("widgets: ")[1]
