@@ -1,4 +1,4 @@
-"""Apps the benchmarks serve: the Checkstack host with a tiny plugin, and bare Litestar baselines."""
+"""Apps the benchmarks serve: the host with a tiny plugin, and a bare Litestar baseline."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ class Echo(Schema):
     message: str
 
 
-contract = Contract("bench", procedures=[query("echo", input=EchoInput, output=Echo, caller="anonymous")])
+contract = Contract(
+    "bench", procedures=[query("echo", input=EchoInput, output=Echo, caller="anonymous")]
+)
 handlers = Handlers(contract)
 
 

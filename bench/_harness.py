@@ -47,8 +47,16 @@ def server(app_factory: str, env: Mapping[str, str] | None = None) -> Iterator[s
     }
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "--factory", app_factory,
-            "--port", str(port), "--no-access-log", "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            app_factory,
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
         ],
         cwd=workdir,
         env=full_env,
@@ -98,8 +106,9 @@ def _request_bytes(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[s
     return host, port, "\r\n".join(lines).encode() + body
 
 
-async def _python_load(url: str, body: bytes, headers: Mapping[str, str], connections: int,
-                       duration: float) -> LoadResult:
+async def _python_load(
+    url: str, body: bytes, headers: Mapping[str, str], connections: int, duration: float
+) -> LoadResult:
     host, port, request = _request_bytes(url, body, headers)
     deadline = time.perf_counter() + duration
     counts = [0] * connections
@@ -122,20 +131,21 @@ async def _python_load(url: str, body: bytes, headers: Mapping[str, str], connec
     return LoadResult(sum(counts), time.perf_counter() - started, sum(errors))
 
 
-def _wrk_load(url: str, body: bytes, headers: Mapping[str, str], connections: int,
-              duration: float) -> LoadResult:
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+def _wrk_load(
+    url: str, body: bytes, headers: Mapping[str, str], connections: int, duration: float
+) -> LoadResult:
     header_lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
-    script.write(
-        'wrk.method = "POST"\n'
-        f"wrk.body = [==[{body.decode()}]==]\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        + header_lines
-    )
-    script.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = [==[{body.decode()}]==]\n"
+            'wrk.headers["Content-Type"] = "application/json"\n' + header_lines
+        )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "-s", script.name, url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     os.unlink(script.name)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -144,8 +154,15 @@ def _wrk_load(url: str, body: bytes, headers: Mapping[str, str], connections: in
     return LoadResult(total, seconds, int(non2xx.group(1)) if non2xx else 0)
 
 
-def load(url: str, body: bytes, headers: Mapping[str, str] | None = None, *, connections: int = 32,
-         duration: float = 5.0, generator: str | None = None) -> LoadResult:
+def load(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    connections: int = 32,
+    duration: float = 5.0,
+    generator: str | None = None,
+) -> LoadResult:
     """Send POSTs of ``body`` to ``url`` for ``duration`` seconds over ``connections``."""
     generator = generator or ("wrk" if shutil.which("wrk") else "python")
     headers = dict(headers or {})

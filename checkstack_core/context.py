@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,7 +34,7 @@ class Cookie:
     value: str
     max_age: int | None = None
     http_only: bool = True
-    same_site: str = "lax"
+    same_site: Literal["lax", "strict", "none"] = "lax"
     secure: bool = False
     path: str = "/"
 
@@ -102,7 +102,16 @@ class UnitOfWork:
 class Context:
     """What a procedure handler (or an event handler, job, startup callback) works with."""
 
-    __slots__ = ("_uow", "host", "logger", "plugin_id", "principal", "request", "request_id", "response")
+    __slots__ = (
+        "_uow",
+        "host",
+        "logger",
+        "plugin_id",
+        "principal",
+        "request",
+        "request_id",
+        "response",
+    )
 
     def __init__(
         self,
@@ -141,7 +150,7 @@ class Context:
     def service(self, ref: ServiceRef[T]) -> T:
         """The implementation of service ``ref`` provided by another plugin."""
         try:
-            return self.host.services[ref.id]  # type: ignore[no-any-return]
+            return self.host.services[ref.id]
         except KeyError:
             raise LookupError(f"No loaded plugin provides service {ref.id!r}") from None
 

@@ -1,4 +1,4 @@
-"""Procedure contracts: access rules, procedures and the per-plugin contract object (SPEC §3.2, §5.5).
+"""Procedure contracts: access rules, procedures and a plugin's contract (SPEC §3.2, §5.5).
 
 A contract is plain data: importing it needs neither the server nor a database, so clients, docs
 generators and other plugins can read it. A plugin's ``contract.py`` looks like this::
@@ -16,7 +16,9 @@ generators and other plugins can read it. A plugin's ``contract.py`` looks like 
         "hello",
         rules=[read, manage],
         procedures=[
-            query("getGreeting", input=GreetingInput, output=Greeting, caller="public", rules=[read]),
+            query(
+                "getGreeting", input=GreetingInput, output=Greeting, caller="public", rules=[read]
+            ),
         ],
     )
 """
@@ -83,7 +85,7 @@ class InstanceAccess:
     - ``list_key``: an output field holding a list of ``{"id": ...}`` objects, filtered afterwards;
     - ``record_key``: an output field holding an object keyed by resource id, filtered afterwards.
 
-    Dotted paths (``"filter.systemId"``) reach into nested objects. Names are wire (camelCase) names.
+    Dotted paths (``"filter.systemId"``) reach into nested objects. Names are camelCase wire names.
     """
 
     resource_type: str
@@ -93,9 +95,7 @@ class InstanceAccess:
     record_key: str | None = None
 
     def __post_init__(self) -> None:
-        located = [
-            f for f in (self.id_param, self.ids_param, self.list_key, self.record_key) if f
-        ]
+        located = [f for f in (self.id_param, self.ids_param, self.list_key, self.record_key) if f]
         if len(located) != 1:
             raise ValueError(
                 "InstanceAccess needs exactly one of id_param, ids_param, list_key, record_key"
@@ -155,7 +155,7 @@ class Procedure:
     description: str = ""
 
     def instance_access(self, rule: AccessRule) -> InstanceAccess | None:
-        """The instance access that applies to ``rule`` in this procedure (procedure overrides rule)."""
+        """The instance access of ``rule`` here (the procedure's overrides the rule's)."""
         return self.instance or rule.instance
 
 
@@ -183,7 +183,7 @@ def _procedure(
 
 
 def query(name: str, **options: Any) -> Procedure:
-    """Declare a read-only procedure. Options: input, output, caller, rules, instance, description."""
+    """Declare a read-only procedure; options as for :class:`Procedure`."""
     return _procedure(Kind.QUERY, name, **options)
 
 
@@ -222,7 +222,9 @@ class Contract:
         """Every problem that makes this contract unusable, as messages (empty when valid)."""
         problems: list[str] = []
         if not PLUGIN_ID_PATTERN.match(self.plugin_id):
-            problems.append(f"Plugin id {self.plugin_id!r} does not match {PLUGIN_ID_PATTERN.pattern}")
+            problems.append(
+                f"Plugin id {self.plugin_id!r} does not match {PLUGIN_ID_PATTERN.pattern}"
+            )
         declared: set[str] = set()
         for rule in self.rules:
             if rule.id in declared:

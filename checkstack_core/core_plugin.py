@@ -27,7 +27,7 @@ contract = Contract(
             "getPlugins",
             output=PluginList,
             rules=[plugins_read],
-            description="Every discovered plugin with its version, status, error, rules and procedures.",
+            description="Every discovered plugin: version, status, error, rules, procedures.",
         )
     ],
 )

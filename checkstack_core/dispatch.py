@@ -278,9 +278,7 @@ class Dispatcher:
             error.procedure = error.procedure or call.name
             raise
         except IntegrityError as exc:
-            raise Conflict(
-                "The change conflicts with existing data", procedure=call.name
-            ) from exc
+            raise Conflict("The change conflicts with existing data", procedure=call.name) from exc
         except Exception as exc:
             logger.exception(
                 "Procedure %s.%s failed",
@@ -342,7 +340,7 @@ class Dispatcher:
                     for item in container
                     if isinstance(item, dict) and str(item.get("id")) in admitted
                 ]
-            else:
+            elif isinstance(container, dict):
                 data[key] = {k: v for k, v in container.items() if k in admitted}
         return data
 

@@ -1,7 +1,8 @@
 """The one error type of the procedure protocols, shared by server, handlers and clients.
 
-A handler raises ``NotFound("System not found: 42")``; the dispatcher turns it into the wire shape of
-whichever protocol the caller used; the Python client turns the wire shape back into the same class.
+A handler raises ``NotFound("System not found: 42")``; the dispatcher turns it into the wire
+shape of whichever protocol the caller used; the Python client turns that back into the same
+class.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _DEFAULT_MESSAGES["INTERNAL_SERVER_ERROR"] = "Internal server error"
 class RpcError(Exception):
     """An error a procedure call answers with: a code, its HTTP status, a message and optional data.
 
-    ``procedure`` names the procedure the error belongs to, when there is one (set by the dispatcher).
+    ``procedure`` names the procedure the error belongs to, if any (the dispatcher sets it).
     """
 
     code: str = "INTERNAL_SERVER_ERROR"
@@ -54,6 +55,7 @@ class RpcError(Exception):
         data: dict[str, Any] | None = None,
         procedure: str | None = None,
         status: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         if code is not None:
             self.code = code
@@ -61,6 +63,9 @@ class RpcError(Exception):
         self.data = data
         self.procedure = procedure
         self.status = status or STATUS_BY_CODE.get(self.code, 500)
+        #: Extra HTTP response headers (e.g. a ``set-cookie`` clearing a revoked session cookie);
+        #: never part of the body.
+        self.headers = headers
         super().__init__(self.message)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -135,5 +140,5 @@ class ServiceUnavailable(RpcError):
 
 
 def validation_error(issues: list[dict[str, Any]]) -> BadRequest:
-    """The BAD_REQUEST every input validation failure becomes: ``data.issues = [{message, path}]``."""
+    """The BAD_REQUEST of every input validation failure: ``data.issues = [{message, path}]``."""
     return BadRequest("Input validation failed", data={"issues": issues})

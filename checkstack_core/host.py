@@ -72,9 +72,9 @@ class Host:
         self._register_hooks()
         self.dispatcher = Dispatcher(self)
         self.services: dict[str, Any] = {}
-        self.auth: AuthBackend = _NotStarted()  # type: ignore[assignment]
-        self.events: EventBus = _NotStarted()  # type: ignore[assignment]
-        self.jobs: JobScheduler = _NotStarted()  # type: ignore[assignment]
+        self.auth: AuthBackend = _NotStarted()
+        self.events: EventBus = _NotStarted()
+        self.jobs: JobScheduler = _NotStarted()
         self._started: list[LoadedPlugin] = []
         self.running = False
         self._raise_if_strict()
@@ -112,7 +112,7 @@ class Host:
             assert plugin is not None
             try:
                 if plugin.hookspecs is not None:
-                    self.pm.add_hookspecs(plugin.hookspecs)
+                    self.pm.add_hookspecs(plugin.hookspecs)  # type: ignore[arg-type]
                 if plugin.hooks is not None:
                     self.pm.register(plugin.hooks, name=f"plugin:{plugin.id}")
             except Exception as exc:

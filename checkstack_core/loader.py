@@ -83,7 +83,8 @@ class LoadedPlugin:
                     "default": rule.default,
                     "public": rule.public,
                 }
-                for rule in (contract.rules if contract else ())
+                for rule in (contract.rules if contract is not None else ())
+                if contract is not None
             ],
             "procedures": procedures,
         }

@@ -95,7 +95,7 @@ class RequestIdMiddleware:
                 break
         request_id = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
         token = _request_id.set(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-unknown-key]
+        scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
         started = False
         began = time.perf_counter()
@@ -119,15 +119,17 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            logger.exception("Unhandled error serving %s %s", scope.get("method"), scope.get("path"))
+            logger.exception(
+                "Unhandled error serving %s %s", scope.get("method"), scope.get("path")
+            )
             if not started:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [(b"content-type", b"application/json"), header],
-                    }
-                )
-                await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
+                start: Any = {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json"), header],
+                }
+                body: Any = {"type": "http.response.body", "body": _INTERNAL_ERROR}
+                await send(start)
+                await send(body)
         finally:
             _request_id.reset(token)

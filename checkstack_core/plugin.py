@@ -14,8 +14,9 @@ A plugin's ``__init__.py`` builds one and wires the other modules into it::
     @plugin.on_event("catalog.system.deleted")
     async def forget_system(ctx: Context, event: Event) -> None: ...
 
-Event handlers, jobs, startup and shutdown callbacks receive a :class:`~checkstack_core.context.Context`
-acting as the plugin itself (a service principal) with a fresh transaction.
+Event handlers, jobs, startup and shutdown callbacks receive a
+:class:`~checkstack_core.context.Context` acting as the plugin itself (a service principal) with
+a fresh transaction.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ LifecycleCallback = Callable[["Context"], Awaitable[None]]
 class Handlers:
     """The implementations of a contract's procedures, collected with a decorator::
 
-        handlers = Handlers(contract)
+    handlers = Handlers(contract)
 
-        @handlers.implement("getGreeting")
-        async def get_greeting(ctx: Context, input: GreetingInput) -> Greeting: ...
+    @handlers.implement("getGreeting")
+    async def get_greeting(ctx: Context, input: GreetingInput) -> Greeting: ...
     """
 
     def __init__(self, contract: Contract) -> None:
@@ -166,7 +167,9 @@ class Plugin:
         self.shutdown.append(fn)
         return fn
 
-    def provide(self, ref: ServiceRef[T]) -> Callable[[Callable[[Context], T]], Callable[[Context], T]]:
+    def provide(
+        self, ref: ServiceRef[T]
+    ) -> Callable[[Callable[[Context], T]], Callable[[Context], T]]:
         """Provide service ``ref``: the decorated factory ``(ctx) -> T`` runs once at startup."""
 
         def decorate(factory: Callable[[Context], T]) -> Callable[[Context], T]:

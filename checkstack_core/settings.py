@@ -22,7 +22,7 @@ from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///checkstack.db"
 
-#: Every setting, its environment variable and what it does (rendered by ``checkstack serve --help``).
+#: Every setting, its environment variable and meaning (shown by ``checkstack serve --help``).
 SETTINGS_HELP: dict[str, str] = {
     "database_url": "CHECKSTACK_DATABASE_URL: SQLAlchemy URL; default the SQLite file "
     "checkstack.db in the working directory; postgresql+asyncpg://... for PostgreSQL",

@@ -11,7 +11,6 @@ import pytest
 @pytest.fixture
 def checkstack_plugins() -> list[Any]:
     from checkstack_hello import plugin as hello
-
     from notes_plugin import plugin as notes
 
     return [hello, notes]

@@ -30,11 +30,13 @@ async def test_without_grants_the_global_rule_decides(checkstack_client, checkst
     assert await listed(reader) == notes
     stranger = checkstack_client(checkstack_auth.user())
     assert await listed(stranger) == []
-    with pytest.raises(Forbidden, match="Access denied to notes.note n1"):
+    with pytest.raises(Forbidden, match=r"Access denied to notes\.note n1"):
         await stranger.call("notes", "getNote", {"id": "n1"})
 
 
-async def test_a_team_grant_admits_without_the_global_rule(checkstack_client, checkstack_auth, notes):
+async def test_a_team_grant_admits_without_the_global_rule(
+    checkstack_client, checkstack_auth, notes
+):
     checkstack_auth.grant("ops", NOTE, "n2", "read")
     member = checkstack_client(checkstack_auth.user(teams=["ops"]))
     assert await listed(member) == ["n2"]
@@ -65,10 +67,12 @@ async def test_manage_needs_a_manage_grant_on_team_only_resources(
     checkstack_auth.grant("writers", NOTE, "n1", "manage")
     checkstack_auth.set_team_only(NOTE, "n1")
     reader = checkstack_client(checkstack_auth.user(READ, MANAGE, teams=["readers"]))
-    with pytest.raises(Forbidden, match="Access denied to notes.note n1"):
+    with pytest.raises(Forbidden, match=r"Access denied to notes\.note n1"):
         await reader.call("notes", "updateNote", {"id": "n1", "title": "changed"})
     writer = checkstack_client(checkstack_auth.user(MANAGE, teams=["writers"]))
-    assert (await writer.call("notes", "updateNote", {"id": "n1", "title": "changed"}))["title"] == "changed"
+    assert (await writer.call("notes", "updateNote", {"id": "n1", "title": "changed"}))[
+        "title"
+    ] == "changed"
     # manage implies read
     assert (await writer.call("notes", "getNote", {"id": "n1"}))["title"] == "changed"
 
@@ -82,12 +86,14 @@ async def test_every_id_of_a_list_input_must_be_admitted(checkstack_client, chec
     assert await global_manager.call("notes", "deleteNotes", {"ids": ["n2"]}) == {"count": 1}
 
 
-async def test_a_rule_is_never_skipped_when_the_input_lacks_the_id(checkstack_client, checkstack_auth):
+async def test_a_rule_is_never_skipped_when_the_input_lacks_the_id(
+    checkstack_client, checkstack_auth
+):
     # createNote's rule is tied to "id", which a create usually omits: the rule is checked globally.
     reader = checkstack_client(checkstack_auth.user(READ))
-    with pytest.raises(Forbidden, match="Missing access: notes.notes.manage"):
+    with pytest.raises(Forbidden, match=r"Missing access: notes\.notes\.manage"):
         await reader.call("notes", "createNote", {"title": "sneaky"})
-    with pytest.raises(Forbidden, match="Missing access: notes.notes.manage"):
+    with pytest.raises(Forbidden, match=r"Missing access: notes\.notes\.manage"):
         await reader.call("notes", "deleteNotes", {"ids": []})
     anonymous = checkstack_client()
     with pytest.raises(Unauthorized):

@@ -73,16 +73,22 @@ async def test_batch_preserves_request_order(checkstack_http, checkstack_auth):
         "getGreeting": {},
         "listNotes": {},
     }
-    response = await post(checkstack_http, "notes", {k: v for k, v in body.items() if k != "getGreeting"}, admin)
+    response = await post(
+        checkstack_http, "notes", {k: v for k, v in body.items() if k != "getGreeting"}, admin
+    )
     assert list(response.json()) == ["createNote", "listNotes"]
     assert response.json()["listNotes"] == {"notes": [{"id": "n1", "title": "b"}]}
     reverse = await post(checkstack_http, "notes", {"listNotes": {}, "countNotes": {}}, admin)
     assert list(reverse.json()) == ["listNotes", "countNotes"]
 
 
-async def test_a_mutation_commits_and_later_calls_see_it(checkstack_http, checkstack_auth, checkstack_host):
+async def test_a_mutation_commits_and_later_calls_see_it(
+    checkstack_http, checkstack_auth, checkstack_host
+):
     admin = checkstack_auth.admin()
-    response = await post(checkstack_http, "hello", {"setGreeting": {"template": "Hey {name}"}}, admin)
+    response = await post(
+        checkstack_http, "hello", {"setGreeting": {"template": "Hey {name}"}}, admin
+    )
     assert response.json() == {"setGreeting": {"template": "Hey {name}"}}
     again = await post(checkstack_http, "hello", {"getGreeting": {"name": "Bo"}})
     assert again.json() == {"getGreeting": {"message": "Hey Bo"}}
@@ -119,14 +125,18 @@ async def test_body_that_is_not_an_object(checkstack_http, body):
 )
 async def test_input_validation_failure_lists_issues(checkstack_http, input, message, path):
     response = await post(checkstack_http, "hello", {"getGreeting": input})
-    body = assert_error(response, 400, "BAD_REQUEST", "Input validation failed", procedure="getGreeting")
+    body = assert_error(
+        response, 400, "BAD_REQUEST", "Input validation failed", procedure="getGreeting"
+    )
     assert body["data"] == {"issues": [{"message": message, "path": path}]}
 
 
 async def test_missing_required_field(checkstack_http, checkstack_auth):
     response = await post(checkstack_http, "hello", {"setGreeting": {}}, checkstack_auth.admin())
     body = assert_error(response, 400, "BAD_REQUEST", "Input validation failed")
-    assert body["data"]["issues"] == [{"message": "Object missing required field `template`", "path": []}]
+    assert body["data"]["issues"] == [
+        {"message": "Object missing required field `template`", "path": []}
+    ]
 
 
 async def test_nested_paths_are_reported_with_indexes(checkstack_http, checkstack_auth):
@@ -139,7 +149,10 @@ async def test_nested_paths_are_reported_with_indexes(checkstack_http, checkstac
 
 async def test_domain_validation_uses_the_same_shape(checkstack_http, checkstack_auth):
     response = await post(
-        checkstack_http, "hello", {"setGreeting": {"template": "no placeholder"}}, checkstack_auth.admin()
+        checkstack_http,
+        "hello",
+        {"setGreeting": {"template": "no placeholder"}},
+        checkstack_auth.admin(),
     )
     body = assert_error(response, 400, "BAD_REQUEST", "Input validation failed")
     assert body["data"]["issues"][0]["path"] == ["template"]
@@ -156,8 +169,12 @@ async def test_no_credentials_on_a_non_public_procedure(checkstack_http):
 @pytest.mark.parametrize(
     "authorization", ["Bearer garbage", "Bearer ck_x_y", "Basic dXNlcjpwYXNz", "Bearer test_999"]
 )
-async def test_an_invalid_credential_is_401_even_on_a_public_procedure(checkstack_http, authorization):
-    response = await post(checkstack_http, "hello", {"getGreeting": {}}, headers={"authorization": authorization})
+async def test_an_invalid_credential_is_401_even_on_a_public_procedure(
+    checkstack_http, authorization
+):
+    response = await post(
+        checkstack_http, "hello", {"getGreeting": {}}, headers={"authorization": authorization}
+    )
     assert_error(response, 401, "UNAUTHORIZED", "Invalid API key")
 
 
@@ -180,7 +197,9 @@ async def test_anonymous_caller_lacking_a_public_rule_must_authenticate(checksta
 async def test_missing_rule(checkstack_http, checkstack_auth):
     user = checkstack_auth.application(READ)
     response = await post(checkstack_http, "hello", {"setGreeting": {"template": "{name}"}}, user)
-    assert_error(response, 403, "FORBIDDEN", "Missing access: hello.hello.manage", procedure="setGreeting")
+    assert_error(
+        response, 403, "FORBIDDEN", "Missing access: hello.hello.manage", procedure="setGreeting"
+    )
 
 
 async def test_resource_level_denial(checkstack_http, checkstack_auth):
@@ -211,16 +230,26 @@ async def test_service_procedures_are_not_reachable_over_http(checkstack_http, c
 
 
 async def test_unknown_plugin(checkstack_http):
-    assert_error(await post(checkstack_http, "nope", {"x": {}}), 404, "NOT_FOUND", "Plugin not found: nope")
+    assert_error(
+        await post(checkstack_http, "nope", {"x": {}}), 404, "NOT_FOUND", "Plugin not found: nope"
+    )
 
 
 async def test_unknown_procedure(checkstack_http):
     response = await post(checkstack_http, "hello", {"getGreetings": {}})
-    assert_error(response, 404, "NOT_FOUND", "Procedure not found: hello.getGreetings", procedure="getGreetings")
+    assert_error(
+        response,
+        404,
+        "NOT_FOUND",
+        "Procedure not found: hello.getGreetings",
+        procedure="getGreetings",
+    )
 
 
 async def test_missing_resource(checkstack_http, checkstack_auth):
-    response = await post(checkstack_http, "notes", {"getNote": {"id": "ghost"}}, checkstack_auth.user(READ))
+    response = await post(
+        checkstack_http, "notes", {"getNote": {"id": "ghost"}}, checkstack_auth.user(READ)
+    )
     assert_error(response, 404, "NOT_FOUND", "Note not found: ghost", procedure="getNote")
 
 
@@ -238,7 +267,9 @@ async def test_body_over_the_limit(checkstack_http, checkstack_host):
     limit = checkstack_host.settings.max_body_size
     body = b'{"getGreeting": {"name": "' + b"x" * limit + b'"}}'
     response = await post(checkstack_http, "hello", body)
-    assert_error(response, 413, "PAYLOAD_TOO_LARGE", f"Request body exceeds the limit of {limit} bytes")
+    assert_error(
+        response, 413, "PAYLOAD_TOO_LARGE", f"Request body exceeds the limit of {limit} bytes"
+    )
 
 
 async def test_batch_over_the_limit(checkstack_http):
@@ -256,7 +287,9 @@ async def test_batch_at_the_limit_is_accepted(checkstack_http, checkstack_auth):
     assert response.json()["code"] == "NOT_FOUND"
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
 async def test_unsupported_media_type(checkstack_http, content_type):
     response = await checkstack_http.post(
         "/api/hello/", content=b'{"getGreeting": {}}', headers={"content-type": content_type}
@@ -267,7 +300,9 @@ async def test_unsupported_media_type(checkstack_http, content_type):
 
 async def test_json_with_charset_is_accepted(checkstack_http):
     response = await checkstack_http.post(
-        "/api/hello/", content=b'{"getGreeting": {}}', headers={"content-type": "application/json; charset=utf-8"}
+        "/api/hello/",
+        content=b'{"getGreeting": {}}',
+        headers={"content-type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 200
 
@@ -278,11 +313,15 @@ async def test_json_with_charset_is_accepted(checkstack_http):
 async def test_conflict_raised_by_a_handler(checkstack_http, checkstack_auth):
     admin = checkstack_auth.admin()
     await post(checkstack_http, "notes", {"createNote": {"title": "a", "id": "n1"}}, admin)
-    response = await post(checkstack_http, "notes", {"updateNote": {"id": "n1", "title": "taken"}}, admin)
+    response = await post(
+        checkstack_http, "notes", {"updateNote": {"id": "n1", "title": "taken"}}, admin
+    )
     assert_error(response, 409, "CONFLICT", "Title taken is reserved", procedure="updateNote")
 
 
-async def test_uniqueness_violation_is_a_conflict_not_a_500(checkstack_http, checkstack_auth, checkstack_host):
+async def test_uniqueness_violation_is_a_conflict_not_a_500(
+    checkstack_http, checkstack_auth, checkstack_host
+):
     admin = checkstack_auth.admin()
     await post(checkstack_http, "notes", {"createNote": {"title": "same"}}, admin)
     response = await post(checkstack_http, "notes", {"createNote": {"title": "same"}}, admin)
@@ -304,8 +343,14 @@ async def test_unexpected_error_is_logged_with_request_id_and_never_leaks(
         checkstack_auth.admin(),
         headers={"x-request-id": "req-42"},
     )
-    body = assert_error(response, 500, "INTERNAL_SERVER_ERROR", "Internal server error", procedure="explode")
-    assert body == {"code": "INTERNAL_SERVER_ERROR", "message": "Internal server error", "procedure": "explode"}
+    body = assert_error(
+        response, 500, "INTERNAL_SERVER_ERROR", "Internal server error", procedure="explode"
+    )
+    assert body == {
+        "code": "INTERNAL_SERVER_ERROR",
+        "message": "Internal server error",
+        "procedure": "explode",
+    }
     assert "hunter2" not in response.text
     assert response.headers["x-request-id"] == "req-42"
     failures = [r for r in caplog.records if r.exc_info and "hunter2" in str(r.exc_info[1])]
@@ -317,13 +362,15 @@ async def test_unexpected_error_is_logged_with_request_id_and_never_leaks(
 
 async def test_failed_plugin_answers_503_and_the_rest_works(checkstack_settings, tmp_path):
     import httpx
+    from checkstack_hello import plugin as hello
 
     from checkstack_core import Contract, Plugin, query
     from checkstack_core.app import create_app
     from checkstack_core.host import Host
-    from checkstack_hello import plugin as hello
 
-    broken = Plugin(id="broken", name="Broken", contract=Contract("broken", procedures=[query("ping")]))
+    broken = Plugin(
+        id="broken", name="Broken", contract=Contract("broken", procedures=[query("ping")])
+    )
     checkstack_settings.strict_plugins = False
     host = Host(checkstack_settings, plugins=[hello, broken], discover_installed=False)
     assert host.plugins["broken"].status == "failed"
@@ -348,7 +395,9 @@ async def test_parse_comes_before_authentication(checkstack_http):
 
 
 async def test_authentication_comes_before_finding_the_procedure(checkstack_http):
-    response = await post(checkstack_http, "hello", {"nope": {}}, headers={"authorization": "Bearer bad"})
+    response = await post(
+        checkstack_http, "hello", {"nope": {}}, headers={"authorization": "Bearer bad"}
+    )
     assert response.json()["code"] == "UNAUTHORIZED"
 
 
@@ -371,7 +420,9 @@ async def test_validation_comes_before_the_resource_precheck(checkstack_http, ch
 # -- batches are atomic --------------------------------------------------------------------------
 
 
-async def test_batch_with_an_unauthorized_call_runs_nothing(checkstack_http, checkstack_auth, checkstack_host):
+async def test_batch_with_an_unauthorized_call_runs_nothing(
+    checkstack_http, checkstack_auth, checkstack_host
+):
     writer = checkstack_auth.application(MANAGE)  # may create notes, may not read them
     response = await post(
         checkstack_http, "notes", {"createNote": {"title": "x"}, "listNotes": {}}, writer
@@ -385,7 +436,9 @@ async def test_batch_with_an_unauthorized_call_runs_nothing(checkstack_http, che
     assert await note_titles(checkstack_host) == ["x"]
 
 
-async def test_batch_with_an_invalid_input_runs_nothing(checkstack_http, checkstack_auth, checkstack_host):
+async def test_batch_with_an_invalid_input_runs_nothing(
+    checkstack_http, checkstack_auth, checkstack_host
+):
     admin = checkstack_auth.admin()
     response = await post(
         checkstack_http, "notes", {"createNote": {"title": "x"}, "updateNote": {"id": 1}}, admin
@@ -404,20 +457,27 @@ async def test_batch_with_a_failing_handler_rolls_back_earlier_writes(
         {"createNote": {"title": "kept?"}, "explode": {"title": "boom"}},
         admin,
     )
-    assert_error(response, 500, "INTERNAL_SERVER_ERROR", "Internal server error", procedure="explode")
+    assert_error(
+        response, 500, "INTERNAL_SERVER_ERROR", "Internal server error", procedure="explode"
+    )
     assert await note_titles(checkstack_host) == []
 
 
 async def test_batch_with_a_not_found_rolls_back(checkstack_http, checkstack_auth, checkstack_host):
     admin = checkstack_auth.admin()
     response = await post(
-        checkstack_http, "notes", {"createNote": {"title": "x"}, "deleteNotes": {"ids": ["ghost"]}}, admin
+        checkstack_http,
+        "notes",
+        {"createNote": {"title": "x"}, "deleteNotes": {"ids": ["ghost"]}},
+        admin,
     )
     assert_error(response, 404, "NOT_FOUND", "Note not found: ghost", procedure="deleteNotes")
     assert await note_titles(checkstack_host) == []
 
 
-async def test_events_of_a_rolled_back_batch_are_never_emitted(checkstack_http, checkstack_auth, checkstack_host):
+async def test_events_of_a_rolled_back_batch_are_never_emitted(
+    checkstack_http, checkstack_auth, checkstack_host
+):
     seen: list[Any] = []
     original = checkstack_host.events.emit
 
@@ -427,7 +487,9 @@ async def test_events_of_a_rolled_back_batch_are_never_emitted(checkstack_http, 
 
     checkstack_host.events.emit = spy
     admin = checkstack_auth.admin()
-    await post(checkstack_http, "notes", {"createNote": {"title": "x"}, "explode": {"title": "y"}}, admin)
+    await post(
+        checkstack_http, "notes", {"createNote": {"title": "x"}, "explode": {"title": "y"}}, admin
+    )
     assert seen == []
     await post(checkstack_http, "notes", {"createNote": {"title": "z"}}, admin)
     assert seen == ["notes.note.created"]

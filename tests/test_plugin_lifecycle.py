@@ -40,7 +40,9 @@ async def test_events_reach_subscribers_after_commit_as_the_subscribing_plugin(
     ]
 
 
-async def test_on_event_handlers_run_with_a_service_principal_and_a_transaction(checkstack_settings):
+async def test_on_event_handlers_run_with_a_service_principal_and_a_transaction(
+    checkstack_settings,
+):
     from checkstack_hello import plugin as hello
 
     seen: list[tuple[str, Any, bool]] = []
@@ -100,20 +102,16 @@ async def test_startup_runs_in_dependency_order_and_shutdown_in_reverse(checksta
     order: list[str] = []
     base = Plugin(id="base", name="Base")
     child = Plugin(id="child", name="Child", depends_on=["base"])
+
+    def record(event: str) -> Any:
+        async def callback(ctx: Context) -> None:
+            order.append(event)
+
+        return callback
+
     for plugin in (child, base):  # declared in the wrong order on purpose
-
-        def make(pid: str) -> Any:
-            async def on_start(ctx: Context) -> None:
-                order.append(f"start {pid}")
-
-            async def on_stop(ctx: Context) -> None:
-                order.append(f"stop {pid}")
-
-            return on_start, on_stop
-
-        on_start, on_stop = make(plugin.id)
-        plugin.on_startup(on_start)
-        plugin.on_shutdown(on_stop)
+        plugin.on_startup(record(f"start {plugin.id}"))
+        plugin.on_shutdown(record(f"stop {plugin.id}"))
     host = await started(checkstack_settings, child, base)
     await host.stop()
     assert order == ["start base", "start child", "stop child", "stop base"]
@@ -143,7 +141,7 @@ async def test_services_are_provided_to_other_plugins(checkstack_settings):
 
 async def test_a_missing_service_is_a_clear_error(checkstack_host):
     async with checkstack_host.service_context("hello") as ctx:
-        with pytest.raises(LookupError, match="No loaded plugin provides service 'clock.now'"):
+        with pytest.raises(LookupError, match=r"No loaded plugin provides service 'clock\.now'"):
             ctx.service(CLOCK)
 
 

@@ -23,7 +23,9 @@ EXPECTED_ERRORS = {
     "needs-missing": "Missing dependency: nowhere",
     "cycle-a": "Dependency cycle: cycle-a -> cycle-b -> cycle-a",
     "cycle-b": "Dependency cycle: cycle-a -> cycle-b -> cycle-a",
-    "bad-rule": "Procedure ping names access rule bad-rule.ghost.read, which the plugin does not declare",
+    "bad-rule": (
+        "Procedure ping names access rule bad-rule.ghost.read, which the plugin does not declare"
+    ),
     "after-failed": "Depends on failed plugin broken-import",
 }
 
@@ -39,7 +41,9 @@ def entry_points_in(*roots: Path) -> list[importlib.metadata.EntryPoint]:
 
 
 @pytest.fixture
-def broken_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[importlib.metadata.EntryPoint]:
+def broken_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> list[importlib.metadata.EntryPoint]:
     root = tmp_path / "site"
     make_broken_set(root)
     monkeypatch.syspath_prepend(str(root))
@@ -133,7 +137,11 @@ def test_cli_and_server_report_failures_and_serve_the_rest(tmp_path, checkstack_
     env = _env(site, checkstack_database_url)
     listing = subprocess.run(
         [sys.executable, "-m", "checkstack_core", "plugins", "--json"],
-        env=env, capture_output=True, text=True, cwd=tmp_path, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
     )
     reported = {p["id"]: p for p in json.loads(listing.stdout)["plugins"]}
     assert reported["healthy"]["status"] == "active"
@@ -146,7 +154,11 @@ def test_cli_and_server_report_failures_and_serve_the_rest(tmp_path, checkstack_
 
     text = subprocess.run(
         [sys.executable, "-m", "checkstack_core", "plugins"],
-        env=env, capture_output=True, text=True, cwd=tmp_path, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
     ).stdout
     assert "broken-import (checkstack-broken-import 0.1.0) [failed]" in text
     assert "error: Missing dependency: nowhere" in text
@@ -156,7 +168,10 @@ def test_cli_and_server_report_failures_and_serve_the_rest(tmp_path, checkstack_
         for plugin_id in EXPECTED_ERRORS:
             response = httpx.post(f"{server.url}/api/{plugin_id}/", json={"ping": {}})
             assert response.status_code == 503, plugin_id
-            assert response.json() == {"code": "SERVICE_UNAVAILABLE", "message": f"Plugin {plugin_id} is unavailable"}
+            assert response.json() == {
+                "code": "SERVICE_UNAVAILABLE",
+                "message": f"Plugin {plugin_id} is unavailable",
+            }
         ok = httpx.post(f"{server.url}/api/healthy/", json={"ping": {}})
         assert ok.json() == {"ping": {"pong": "healthy"}}
         assert httpx.post(f"{server.url}/api/hello/", json={"getGreeting": {}}).status_code == 200
@@ -168,7 +183,10 @@ def test_cli_and_server_report_failures_and_serve_the_rest(tmp_path, checkstack_
 
     strict = subprocess.run(
         [sys.executable, "-m", "checkstack_core", "serve", "--port", "1"],
-        env={**env, "CHECKSTACK_STRICT_PLUGINS": "1"}, capture_output=True, text=True, cwd=tmp_path,
+        env={**env, "CHECKSTACK_STRICT_PLUGINS": "1"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         timeout=60,
     )
     assert strict.returncode != 0
@@ -187,7 +205,11 @@ def test_a_distribution_installed_later_is_discovered_and_uninstalling_removes_i
     def ids() -> set[str]:
         out = subprocess.run(
             [sys.executable, "-m", "checkstack_core", "plugins", "--json"],
-            env=env, capture_output=True, text=True, cwd=tmp_path, check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=True,
         ).stdout
         return {p["id"] for p in json.loads(out)["plugins"]}
 
@@ -196,7 +218,9 @@ def test_a_distribution_installed_later_is_discovered_and_uninstalling_removes_i
     assert "late" in ids()
     server = RunningServer(checkstack_database_url, tmp_path, env).start()
     try:
-        assert httpx.post(f"{server.url}/api/late/", json={"ping": {}}).json() == {"ping": {"pong": "late"}}
+        assert httpx.post(f"{server.url}/api/late/", json={"ping": {}}).json() == {
+            "ping": {"pong": "late"}
+        }
     finally:
         server.stop()
     import shutil
@@ -205,7 +229,9 @@ def test_a_distribution_installed_later_is_discovered_and_uninstalling_removes_i
     assert "late" not in ids()
 
 
-async def test_plugins_endpoint_reports_status_for_holders_of_the_rule(checkstack_http, checkstack_auth):
+async def test_plugins_endpoint_reports_status_for_holders_of_the_rule(
+    checkstack_http, checkstack_auth
+):
     response = await checkstack_http.get("/api/plugins", headers=checkstack_auth.admin().headers)
     assert response.status_code == 200
     by_id = {p["id"]: p for p in response.json()["plugins"]}
@@ -217,7 +243,12 @@ async def test_plugins_endpoint_reports_status_for_holders_of_the_rule(checkstac
         "default": True,
         "public": True,
     }
-    assert {"name": "setGreeting", "kind": "mutation", "caller": "authenticated", "rules": ["hello.hello.manage"]} in by_id["hello"]["procedures"]
+    assert {
+        "name": "setGreeting",
+        "kind": "mutation",
+        "caller": "authenticated",
+        "rules": ["hello.hello.manage"],
+    } in by_id["hello"]["procedures"]
     denied = await checkstack_http.get("/api/plugins", headers=checkstack_auth.user().headers)
     assert denied.status_code == 403
     assert denied.json()["message"] == "Missing access: core.plugins.read"

@@ -54,12 +54,19 @@ async def test_each_plugin_has_its_own_version_table(checkstack_host):
 
     async with checkstack_host.db.engine.connect() as conn:
         names = await conn.run_sync(tables)
-    assert {"hello_greeting", "hello_alembic_version", "notes_note", "notes_alembic_version"} <= names
+    assert {
+        "hello_greeting",
+        "hello_alembic_version",
+        "notes_note",
+        "notes_alembic_version",
+    } <= names
     hello = checkstack_host.plugins["hello"].plugin
     assert await migrations.current(checkstack_host.db, hello) == "hello_0001"
 
 
-async def test_upgrading_again_changes_nothing_and_keeps_data(checkstack_host, checkstack_client, checkstack_auth):
+async def test_upgrading_again_changes_nothing_and_keeps_data(
+    checkstack_host, checkstack_client, checkstack_auth
+):
     admin = checkstack_client(checkstack_auth.admin())
     await admin.call("hello", "setGreeting", {"template": "Kept {name}"})
     plugins = [r.plugin for r in checkstack_host.active() if r.plugin]
@@ -68,11 +75,22 @@ async def test_upgrading_again_changes_nothing_and_keeps_data(checkstack_host, c
     assert await admin.call("hello", "getGreeting", {}) == {"message": "Kept world"}
 
 
-def _run(args: list[str], database_url: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "CHECKSTACK_DATABASE_URL": database_url, "CHECKSTACK_PLUGINS": "hello", **env}
+def _run(
+    args: list[str], database_url: str, cwd: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "CHECKSTACK_DATABASE_URL": database_url,
+        "CHECKSTACK_PLUGINS": "hello",
+        **env,
+    }
     return subprocess.run(
         [sys.executable, "-m", "checkstack_core", *args],
-        env=full_env, cwd=cwd, capture_output=True, text=True, timeout=120,
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -102,16 +120,25 @@ def test_db_revision_autogenerates_only_the_plugins_own_tables(tmp_path, checkst
     )
     info = tmp_path / "site" / "checkstack_widgets-0.1.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: checkstack-widgets\nVersion: 0.1.0\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: checkstack-widgets\nVersion: 0.1.0\n"
+    )
     (info / "entry_points.txt").write_text("[checkstack.plugins]\nwidgets = fake_widgets:plugin\n")
     env = {"PYTHONPATH": str(tmp_path / "site"), "CHECKSTACK_PLUGINS": "hello,widgets"}
     # The hello plugin's tables exist in the database too; they must not leak into the revision.
     assert _run(["db", "upgrade"], checkstack_database_url, tmp_path, **env).returncode == 0
-    made = _run(["db", "revision", "widgets", "-m", "create widgets"], checkstack_database_url, tmp_path, **env)
+    made = _run(
+        ["db", "revision", "widgets", "-m", "create widgets"],
+        checkstack_database_url,
+        tmp_path,
+        **env,
+    )
     assert made.returncode == 0, made.stderr
     [revision] = list((package / "migrations").glob("*.py"))
     source = revision.read_text()
     assert "widgets_widget" in source and "hello_greeting" not in source
     assert "branch_labels" in source and "'widgets'" in source
     applied = _run(["db", "upgrade"], checkstack_database_url, tmp_path, **env)
-    assert "widgets: " in applied.stdout and "up to date" not in applied.stdout.split("widgets: ")[1]
+    assert (
+        "widgets: " in applied.stdout and "up to date" not in applied.stdout.split("widgets: ")[1]
+    )

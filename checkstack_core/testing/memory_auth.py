@@ -48,8 +48,14 @@ class MemoryAuth:
 
     # -- making callers ---------------------------------------------------------------------
 
-    def _issue(self, kind: PrincipalKind, rules: Iterable[str], teams: Iterable[str], admin: bool,
-               name: str | None) -> Caller:
+    def _issue(
+        self,
+        kind: PrincipalKind,
+        rules: Iterable[str],
+        teams: Iterable[str],
+        admin: bool,
+        name: str | None,
+    ) -> Caller:
         number = next(self._ids)
         principal = Principal(
             kind,
@@ -71,7 +77,9 @@ class MemoryAuth:
         """A person holding every rule."""
         return self._issue(PrincipalKind.USER, (), (), True, name)
 
-    def application(self, *rules: str, teams: Sequence[str] = (), name: str | None = None) -> Caller:
+    def application(
+        self, *rules: str, teams: Sequence[str] = (), name: str | None = None
+    ) -> Caller:
         """An API client holding ``rules`` and belonging to ``teams``."""
         return self._issue(PrincipalKind.APPLICATION, rules, teams, False, name)
 
@@ -101,7 +109,9 @@ class MemoryAuth:
         header = request.authorization
         if not header:
             return None
-        caller = self._callers.get(header[len("Bearer ") :]) if header.startswith(TOKEN_PREFIX) else None
+        caller = (
+            self._callers.get(header[len("Bearer ") :]) if header.startswith(TOKEN_PREFIX) else None
+        )
         if caller is None:
             raise Unauthorized("Invalid API key")
         return caller.principal

@@ -2,12 +2,12 @@
 
 Fixtures a plugin author needs (``pytest --fixtures`` shows their docs):
 
-- ``checkstack_plugins`` — override it to choose the plugins under test (default: none but the core);
+- ``checkstack_plugins`` — override it to choose the plugins under test (default: only the core);
 - ``checkstack_host`` — a started host with those plugins on a temporary database;
 - ``checkstack_auth`` — in-memory principals, teams and grants (when no auth plugin is loaded);
-- ``checkstack_client`` — ``checkstack_client(caller=None)`` → an ``AsyncCheckstackClient`` over HTTP
-  (in process, ASGI) as that caller; ``checkstack_http`` — a raw ``httpx.AsyncClient``;
-- ``checkstack_server`` — a real ``checkstack serve`` process (installed plugins) for end-to-end tests.
+- ``checkstack_client`` — ``checkstack_client(caller=None)`` → an ``AsyncCheckstackClient``
+  over HTTP (in process, ASGI) as that caller; ``checkstack_http`` — a raw ``httpx.AsyncClient``;
+- ``checkstack_server`` — a real ``checkstack serve`` process (installed plugins), end to end.
 
 Databases: SQLite by default; PostgreSQL with ``--checkstack-db-url`` or
 ``CHECKSTACK_TEST_DATABASE_URL`` (a fresh database per test).
@@ -27,7 +27,7 @@ import pytest
 try:
     from pytest_asyncio import fixture as async_fixture
 except ImportError:  # pragma: no cover - install checkstack-core[testing]
-    async_fixture = pytest.fixture
+    async_fixture = pytest.fixture  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     import httpx
@@ -53,10 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def checkstack_plugins() -> list[Any]:
     """The ``Plugin`` objects the host loads besides the core. Override it in your conftest::
 
-        @pytest.fixture
-        def checkstack_plugins():
-            from checkstack_hello import plugin
-            return [plugin]
+    @pytest.fixture
+    def checkstack_plugins():
+        from checkstack_hello import plugin
+        return [plugin]
     """
     return []
 

@@ -1,4 +1,4 @@
-"""Checkstack's example plugin: a stored greeting (the plugin-author guide builds it step by step)."""
+"""Checkstack's example plugin: a stored greeting, built step by step in the plugin-author guide."""
 
 from __future__ import annotations
 
