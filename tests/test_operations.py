@@ -35,7 +35,7 @@ def test_settings_come_from_toml_with_environment_on_top(tmp_path):
 def test_unknown_settings_in_the_file_are_an_error(tmp_path):
     config = tmp_path / "checkstack.toml"
     config.write_text("[checkstack]\ndatabase_uri = 'oops'\n")
-    with pytest.raises(ValueError, match="Unknown settings .*database_uri"):
+    with pytest.raises(ValueError, match=r"Unknown settings .*database_uri"):
         Settings.load(env={}, config_file=config)
 
 
@@ -141,11 +141,13 @@ def test_python_client_against_a_real_server(checkstack_server):
             client.call("hello", "nope")
         assert missing.value.status == 404
         assert missing.value.message == "Procedure not found: hello.nope"
-    with CheckstackClient(
-        checkstack_server.url, "ck_00000000-0000-0000-0000-000000000000_x" * 1
-    ) as client:
-        with pytest.raises(Unauthorized):
-            client.call("hello", "getGreeting")
+    with (
+        CheckstackClient(
+            checkstack_server.url, "ck_00000000-0000-0000-0000-000000000000_x"
+        ) as client,
+        pytest.raises(Unauthorized),
+    ):
+        client.call("hello", "getGreeting")
     lines = [
         json.loads(line) for line in checkstack_server.logs().splitlines() if line.startswith("{")
     ]
