@@ -60,6 +60,11 @@ class UnitOfWork:
         self._pending_events: list[tuple[str, dict[str, Any]]] = []
 
     @property
+    def has_session(self) -> bool:
+        """Whether anything opened the session (nothing to flush or commit otherwise)."""
+        return self._session is not None
+
+    @property
     def session(self) -> AsyncSession:
         if self._session is None:
             self._session = self._host.db.session()
@@ -105,7 +110,6 @@ class Context:
     __slots__ = (
         "_uow",
         "host",
-        "logger",
         "plugin_id",
         "principal",
         "request",
@@ -130,8 +134,12 @@ class Context:
         self.request = request
         self.request_id = request_id
         self.response = response if response is not None else ResponseExtras()
-        self.logger = logging.getLogger(f"checkstack.plugins.{plugin_id}")
         self._uow = uow
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The plugin's logger (``checkstack.plugins.<pluginId>``); records carry the request id."""
+        return logging.getLogger(f"checkstack.plugins.{self.plugin_id}")
 
     @property
     def session(self) -> AsyncSession:

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
@@ -66,12 +66,50 @@ def _lookup(data: Any, dotted: str) -> Any:
     return data
 
 
+@dataclass(frozen=True, slots=True)
+class GuardedRule:
+    """A rule tied to individual resources, with what the dispatcher needs to enforce it."""
+
+    rule_id: str
+    level: Level
+    instance: InstanceAccess
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedurePlan:
+    """Everything about a procedure's access the dispatcher needs, computed once."""
+
+    procedure: Procedure
+    handler: Any
+    #: Qualified ids of the rules every caller must hold globally.
+    global_rules: tuple[str, ...]
+    #: Rules checked against ids found in the input, before the handler runs.
+    prechecks: tuple[GuardedRule, ...]
+    #: Rules filtering ids found in the output, after the handler ran.
+    filters: tuple[GuardedRule, ...]
+
+    @classmethod
+    def build(cls, plugin_id: str, procedure: Procedure, handler: Any) -> ProcedurePlan:
+        global_rules: list[str] = []
+        prechecks: list[GuardedRule] = []
+        filters: list[GuardedRule] = []
+        for rule in procedure.rules:
+            rule_id = rule.qualified_id(plugin_id)
+            instance = procedure.instance_access(rule)
+            if instance is None:
+                global_rules.append(rule_id)
+            elif instance.is_precheck:
+                prechecks.append(GuardedRule(rule_id, Level(rule.level), instance))
+            else:
+                filters.append(GuardedRule(rule_id, Level(rule.level), instance))
+        return cls(procedure, handler, tuple(global_rules), tuple(prechecks), tuple(filters))
+
+
 @dataclass(slots=True)
 class PreparedCall:
     name: str
-    procedure: Procedure
+    plan: ProcedurePlan
     input: Any
-    handler: Any
 
 
 @dataclass(slots=True)
@@ -88,6 +126,7 @@ class Dispatcher:
 
     def __init__(self, host: Host) -> None:
         self.host = host
+        self._plans: dict[tuple[str, str], ProcedurePlan] = {}
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -136,7 +175,7 @@ class Dispatcher:
         response = ResponseExtras()
         uow = UnitOfWork(self.host)
         outputs: dict[str, Any] = {}
-        async with uow.scope():
+        try:
             for call in prepared:
                 ctx = Context(
                     self.host,
@@ -148,7 +187,15 @@ class Dispatcher:
                     response=response,
                 )
                 outputs[call.name] = await self._run(ctx, call)
-            await self._commit_errors_as_rpc(uow, prepared[-1].name)
+            await self._flush(uow, prepared[-1].name)
+        except BaseException:
+            await uow.rollback()
+            await uow.close()
+            raise
+        try:
+            await uow.commit()
+        finally:
+            await uow.close()
         return CallResult(outputs, response, principal)
 
     async def call_in_process(
@@ -178,24 +225,35 @@ class Dispatcher:
 
     # -- the steps ----------------------------------------------------------------------------
 
+    def _plan(self, loaded: LoadedPlugin, name: str) -> ProcedurePlan:
+        key = (loaded.id, name)
+        plan = self._plans.get(key)
+        if plan is None:
+            procedure = loaded.contract.by_name.get(name) if loaded.contract else None
+            if procedure is None:
+                raise NotFound(f"Procedure not found: {loaded.id}.{name}", procedure=name)
+            plan = self._plans[key] = ProcedurePlan.build(
+                loaded.id, procedure, loaded.handlers[name]
+            )
+        return plan
+
     async def _prepare(
         self, loaded: LoadedPlugin, principal: Principal, name: str, raw: Any
     ) -> PreparedCall:
-        plugin_id = loaded.id
-        procedure = loaded.contract.by_name.get(name) if loaded.contract else None
-        if procedure is None:
-            raise NotFound(f"Procedure not found: {plugin_id}.{name}", procedure=name)
+        plan = self._plan(loaded, name)
         try:
-            self._authorize(plugin_id, procedure, principal)
-            value = self._validate(procedure, raw)
-            await self._precheck(plugin_id, procedure, principal, raw)
+            self._authorize(plan, principal)
+            value = self._validate(plan.procedure, raw)
+            if plan.prechecks and principal.kind is not PrincipalKind.SERVICE:
+                await self._precheck(plan, principal, raw)
         except RpcError as error:
             error.procedure = name
             raise
-        return PreparedCall(name, procedure, value, loaded.handlers[name])
+        return PreparedCall(name, plan, value)
 
-    def _authorize(self, plugin_id: str, procedure: Procedure, principal: Principal) -> None:
-        caller = procedure.caller
+    @staticmethod
+    def _authorize(plan: ProcedurePlan, principal: Principal) -> None:
+        caller = plan.procedure.caller
         if caller is CallerKind.ANONYMOUS:
             return
         kind = principal.kind
@@ -205,19 +263,11 @@ class Dispatcher:
             raise Forbidden("This procedure is for users only")
         if caller is CallerKind.SERVICE and kind is not PrincipalKind.SERVICE:
             raise Forbidden("This procedure is for services only")
-        if kind is PrincipalKind.SERVICE:
-            return
-        for rule in procedure.rules:
-            instance = procedure.instance_access(rule)
-            # Filtered and pre-checked rules are decided per resource (a team grant may admit a
-            # caller without the global rule); every other rule must be held globally.
-            if instance is not None:
-                continue
-            rule_id = rule.qualified_id(plugin_id)
+        # Filtered and pre-checked rules are decided per resource (a team grant may admit a caller
+        # without the global rule); every other rule must be held globally.
+        for rule_id in plan.global_rules:
             if not principal.holds(rule_id):
-                if kind is PrincipalKind.ANONYMOUS:
-                    raise Unauthorized("Authentication required", data={"missing": rule_id})
-                raise Forbidden(f"Missing access: {rule_id}")
+                _deny(principal, rule_id)
 
     @staticmethod
     def _validate(procedure: Procedure, raw: Any) -> Any:
@@ -230,31 +280,22 @@ class Dispatcher:
         except msgspec.ValidationError as error:
             raise validation_error(validation_issues(error)) from None
 
-    async def _precheck(
-        self, plugin_id: str, procedure: Procedure, principal: Principal, raw: Any
-    ) -> None:
-        if principal.kind is PrincipalKind.SERVICE:
-            return
-        for rule in procedure.rules:
-            instance = procedure.instance_access(rule)
-            if instance is None or not instance.is_precheck:
-                continue
-            rule_id = rule.qualified_id(plugin_id)
-            has_global = principal.holds(rule_id)
-            ids = self._input_ids(instance, raw)
+    async def _precheck(self, plan: ProcedurePlan, principal: Principal, raw: Any) -> None:
+        for guarded in plan.prechecks:
+            has_global = principal.holds(guarded.rule_id)
+            ids = self._input_ids(guarded.instance, raw)
             if not ids:
                 # No resource named in the input (e.g. create): the rule is checked globally.
                 if not has_global:
-                    if principal.kind is PrincipalKind.ANONYMOUS:
-                        raise Unauthorized("Authentication required", data={"missing": rule_id})
-                    raise Forbidden(f"Missing access: {rule_id}")
+                    _deny(principal, guarded.rule_id)
                 continue
+            resource_type = guarded.instance.resource_type
             admitted = await self.host.auth.admitted_ids(
-                principal, instance.resource_type, ids, Level(rule.level), has_global
+                principal, resource_type, ids, guarded.level, has_global
             )
             for resource_id in ids:
                 if resource_id not in admitted:
-                    raise Forbidden(f"Access denied to {instance.resource_type} {resource_id}")
+                    raise Forbidden(f"Access denied to {resource_type} {resource_id}")
 
     @staticmethod
     def _input_ids(instance: InstanceAccess, raw: Any) -> list[str]:
@@ -267,13 +308,12 @@ class Dispatcher:
         return []
 
     async def _run(self, ctx: Context, call: PreparedCall, *, encode: bool = True) -> Any:
-        procedure = call.procedure
+        plan = call.plan
         try:
-            output = await call.handler(ctx, call.input)
-            output = self._check_output(procedure, output)
-            if not encode:
+            output = self._check_output(plan.procedure, await plan.handler(ctx, call.input))
+            if not encode or not plan.filters or ctx.principal.kind is PrincipalKind.SERVICE:
                 return output
-            return await self._filter_output(ctx, procedure, output)
+            return await self._filter_output(ctx, plan, output)
         except RpcError as error:
             error.procedure = error.procedure or call.name
             raise
@@ -300,18 +340,11 @@ class Dispatcher:
         except msgspec.ValidationError as exc:
             raise InternalServerError("Output validation failed") from exc
 
-    async def _filter_output(self, ctx: Context, procedure: Procedure, output: Any) -> Any:
+    async def _filter_output(self, ctx: Context, plan: ProcedurePlan, output: Any) -> Any:
         principal = ctx.principal
-        filters = [
-            (rule, instance)
-            for rule in procedure.rules
-            if (instance := procedure.instance_access(rule)) is not None
-            and not instance.is_precheck
-        ]
-        if not filters or principal.kind is PrincipalKind.SERVICE:
-            return output
         data = msgspec.to_builtins(output)
-        for rule, instance in filters:
+        for guarded in plan.filters:
+            instance = guarded.instance
             key = instance.list_key or instance.record_key or ""
             container = data.get(key) if isinstance(data, dict) else None
             if instance.list_key and isinstance(container, list):
@@ -322,35 +355,40 @@ class Dispatcher:
                 raise InternalServerError(
                     f"Invalid response shape for filtered procedure: expected {key!r}"
                 )
-            rule_id = rule.qualified_id(ctx.plugin_id)
             admitted = (
                 await self.host.auth.admitted_ids(
                     principal,
                     instance.resource_type,
                     ids,
-                    Level(rule.level),
-                    principal.holds(rule_id),
+                    guarded.level,
+                    principal.holds(guarded.rule_id),
                 )
                 if ids
                 else set()
             )
-            if instance.list_key:
+            if isinstance(container, list):
                 data[key] = [
                     item
                     for item in container
                     if isinstance(item, dict) and str(item.get("id")) in admitted
                 ]
-            elif isinstance(container, dict):
+            else:
                 data[key] = {k: v for k, v in container.items() if k in admitted}
         return data
 
     @staticmethod
-    async def _commit_errors_as_rpc(uow: UnitOfWork, last: str) -> None:
+    async def _flush(uow: UnitOfWork, last: str) -> None:
         """Flush inside the batch so constraint violations surface as CONFLICT, not a 500."""
-        session = uow._session
-        if session is None:
+        if not uow.has_session:
             return
         try:
-            await session.flush()
+            await uow.session.flush()
         except IntegrityError as exc:
             raise Conflict("The change conflicts with existing data", procedure=last) from exc
+
+
+def _deny(principal: Principal, rule_id: str) -> NoReturn:
+    """Missing a rule: anonymous callers must authenticate, others are forbidden."""
+    if principal.kind is PrincipalKind.ANONYMOUS:
+        raise Unauthorized("Authentication required", data={"missing": rule_id})
+    raise Forbidden(f"Missing access: {rule_id}")
