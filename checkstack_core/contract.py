@@ -26,7 +26,7 @@ generators and other plugins can read it. A plugin's ``contract.py`` looks like 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -83,7 +83,10 @@ class InstanceAccess:
     - ``id_param``: an input field holding one id, checked before the handler runs;
     - ``ids_param``: an input field holding a list of ids, every one of which must be admitted;
     - ``list_key``: an output field holding a list of ``{"id": ...}`` objects, filtered afterwards;
-    - ``record_key``: an output field holding an object keyed by resource id, filtered afterwards.
+    - ``record_key``: an output field holding an object keyed by resource id, filtered afterwards;
+    - ``resolve``: ``async def (ctx, input) -> list[str]`` finding the ids itself, for procedures
+      whose input names something else (``updateIncident {"id"}`` is guarded by the systems the
+      incident affects). It runs before any handler of the call or batch, in its transaction.
 
     Dotted paths (``"filter.systemId"``) reach into nested objects. Names are camelCase wire names.
     """
@@ -93,12 +96,14 @@ class InstanceAccess:
     ids_param: str | None = None
     list_key: str | None = None
     record_key: str | None = None
+    resolve: Callable[[Any, Any], Awaitable[list[str]]] | None = None
 
     def __post_init__(self) -> None:
-        located = [f for f in (self.id_param, self.ids_param, self.list_key, self.record_key) if f]
-        if len(located) != 1:
+        where = (self.id_param, self.ids_param, self.list_key, self.record_key, self.resolve)
+        if sum(1 for f in where if f) != 1:
             raise ValueError(
-                "InstanceAccess needs exactly one of id_param, ids_param, list_key, record_key"
+                "InstanceAccess needs exactly one of id_param, ids_param, list_key, record_key, "
+                "resolve"
             )
         if not _RESOURCE_PATTERN.match(self.resource_type) or "." not in self.resource_type:
             raise ValueError(
@@ -107,8 +112,8 @@ class InstanceAccess:
 
     @property
     def is_precheck(self) -> bool:
-        """True when the ids come from the input (checked before the handler)."""
-        return bool(self.id_param or self.ids_param)
+        """True when the ids are known before the handler runs (checked before it)."""
+        return bool(self.id_param or self.ids_param or self.resolve)
 
 
 @dataclass(frozen=True, slots=True)

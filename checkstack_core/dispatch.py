@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -171,22 +171,25 @@ class Dispatcher:
         if len(calls) > MAX_BATCH:
             raise PayloadTooLarge(f"Batch of {len(calls)} calls exceeds the limit of {MAX_BATCH}")
         principal = await self.authenticate(request)
-        prepared = [await self._prepare(loaded, principal, name, raw) for name, raw in calls]
         response = ResponseExtras()
         uow = UnitOfWork(self.host)
+
+        def context() -> Context:
+            return Context(
+                self.host,
+                plugin_id,
+                principal,
+                uow,
+                request=request,
+                request_id=request_id,
+                response=response,
+            )
+
         outputs: dict[str, Any] = {}
         try:
+            prepared = [await self._prepare(loaded, principal, n, raw, context) for n, raw in calls]
             for call in prepared:
-                ctx = Context(
-                    self.host,
-                    plugin_id,
-                    principal,
-                    uow,
-                    request=request,
-                    request_id=request_id,
-                    response=response,
-                )
-                outputs[call.name] = await self._run(ctx, call)
+                outputs[call.name] = await self._run(context(), call)
             await self._flush(uow, prepared[-1].name)
         except BaseException:
             await uow.rollback()
@@ -211,17 +214,20 @@ class Dispatcher:
         """Run one procedure for another plugin, inside the caller's transaction."""
         loaded = self.plugin(plugin_id)
         raw = msgspec.to_builtins(input) if input is not None else None
-        call = await self._prepare(loaded, principal, name, raw)
-        ctx = Context(
-            self.host,
-            plugin_id,
-            principal,
-            uow,
-            request=parent.request if parent else None,
-            request_id=parent.request_id if parent else None,
-            response=parent.response if parent else None,
-        )
-        return await self._run(ctx, call, encode=False)
+
+        def context() -> Context:
+            return Context(
+                self.host,
+                plugin_id,
+                principal,
+                uow,
+                request=parent.request if parent else None,
+                request_id=parent.request_id if parent else None,
+                response=parent.response if parent else None,
+            )
+
+        call = await self._prepare(loaded, principal, name, raw, context)
+        return await self._run(context(), call, encode=False)
 
     # -- the steps ----------------------------------------------------------------------------
 
@@ -238,14 +244,19 @@ class Dispatcher:
         return plan
 
     async def _prepare(
-        self, loaded: LoadedPlugin, principal: Principal, name: str, raw: Any
+        self,
+        loaded: LoadedPlugin,
+        principal: Principal,
+        name: str,
+        raw: Any,
+        context: Callable[[], Context],
     ) -> PreparedCall:
         plan = self._plan(loaded, name)
         try:
             self._authorize(plan, principal)
             value = self._validate(plan.procedure, raw)
             if plan.prechecks and principal.kind is not PrincipalKind.SERVICE:
-                await self._precheck(plan, principal, raw)
+                await self._precheck(plan, principal, raw, value, context)
         except RpcError as error:
             error.procedure = name
             raise
@@ -280,10 +291,21 @@ class Dispatcher:
         except msgspec.ValidationError as error:
             raise validation_error(validation_issues(error)) from None
 
-    async def _precheck(self, plan: ProcedurePlan, principal: Principal, raw: Any) -> None:
+    async def _precheck(
+        self,
+        plan: ProcedurePlan,
+        principal: Principal,
+        raw: Any,
+        value: Any,
+        context: Callable[[], Context],
+    ) -> None:
         for guarded in plan.prechecks:
             has_global = principal.holds(guarded.rule_id)
-            ids = self._input_ids(guarded.instance, raw)
+            resolve = guarded.instance.resolve
+            if resolve is not None:
+                ids = list(dict.fromkeys(str(i) for i in await resolve(context(), value)))
+            else:
+                ids = self._input_ids(guarded.instance, raw)
             if not ids:
                 # No resource named in the input (e.g. create): the rule is checked globally.
                 if not has_global:

@@ -118,3 +118,24 @@ async def test_in_process_calls_apply_the_callers_rights(checkstack_host, checks
             await ctx.call("notes", "createNote", {"title": "x"})
         count = await ctx.call("notes", "internalCount", as_service=True)
         assert count.count == 0
+
+
+async def test_a_resolver_finds_the_guarded_ids_for_inputs_that_name_something_else(
+    checkstack_client, checkstack_auth, notes
+):
+    checkstack_auth.grant("ops", NOTE, "n1", "manage")
+    checkstack_auth.set_team_only(NOTE, "n1")
+    # A team manager without the global rule may act on the resolved note...
+    member = checkstack_client(checkstack_auth.user(teams=["ops"]))
+    renamed = await member.call("notes", "retitle", {"title": "title n1", "newTitle": "ops note"})
+    assert renamed == {"id": "n1", "title": "ops note"}
+    # ...a global manager outside the team may not, because the note is team-only...
+    outsider = checkstack_client(checkstack_auth.user(MANAGE))
+    with pytest.raises(Forbidden, match=r"Access denied to notes\.note n1"):
+        await outsider.call("notes", "retitle", {"title": "ops note", "newTitle": "stolen"})
+    # ...and when nothing resolves, the rule is checked globally (never skipped).
+    with pytest.raises(Forbidden, match="Missing access"):
+        await member.call("notes", "retitle", {"title": "n2 (missing)", "newTitle": "x"})
+    assert (await outsider.call("notes", "retitle", {"title": "title n2", "newTitle": "y"}))[
+        "title"
+    ] == "y"

@@ -72,6 +72,16 @@ class NoteTitles(Schema):
     titles: dict[str, str]
 
 
+class Retitle(Schema):
+    title: str
+    new_title: str
+
+
+async def ids_by_title(ctx: Context, input: Retitle) -> list[str]:
+    rows = (await ctx.session.exec(select(NoteRow).where(NoteRow.title == input.title))).all()
+    return [row.id for row in rows]
+
+
 class Count(Schema):
     count: int
 
@@ -93,6 +103,13 @@ contract = Contract(
         mutation("updateNote", input=NoteUpdate, output=Note, rules=[manage], instance=read_one),
         mutation("deleteNotes", input=NoteIds, output=Count, rules=[manage], instance=manage_many),
         mutation("explode", input=NewNote, output=Note, rules=[manage]),
+        mutation(
+            "retitle",
+            input=Retitle,
+            output=Note,
+            rules=[manage],
+            instance=InstanceAccess(NOTE, resolve=ids_by_title),
+        ),
         query("whoAmI", output=Who, caller="user"),
         query("internalCount", output=Count, caller="service"),
     ],
@@ -164,6 +181,17 @@ async def delete_notes(ctx: Context, input: NoteIds) -> Count:
 @handlers.implement("explode")
 async def explode(ctx: Context, input: NewNote) -> Note:
     raise RuntimeError(f"database password is hunter2 ({input.title})")
+
+
+@handlers.implement("retitle")
+async def retitle(ctx: Context, input: Retitle) -> Note:
+    [note_id] = await ids_by_title(ctx, input) or [None]
+    if note_id is None:
+        raise NotFound(f"Note not found: {input.title}")
+    row = await _get(ctx, note_id)
+    row.title = input.new_title
+    ctx.session.add(row)
+    return Note(id=row.id, title=row.title)
 
 
 @handlers.implement("whoAmI")
