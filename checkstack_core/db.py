@@ -6,14 +6,46 @@ connection; PostgreSQL is selected with ``postgresql+asyncpg://...``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime column on every database.
+
+    PostgreSQL keeps the zone; SQLite stores text and hands back naive values. This type refuses
+    naive datetimes on the way in and returns aware UTC ones on the way out, so plugin code can
+    compare and serialise times without caring which database it runs on. Use it as
+    ``Field(sa_type=UtcDateTime)``; in migrations ``sa.DateTime(timezone=True)`` is equivalent.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("Naive datetime: store aware UTC datetimes (datetime.now(UTC))")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC (what every stored timestamp should be)."""
+    return datetime.now(UTC)
 
 
 def normalize_url(url: str) -> str:

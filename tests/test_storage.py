@@ -142,3 +142,23 @@ def test_db_revision_autogenerates_only_the_plugins_own_tables(tmp_path, checkst
     assert (
         "widgets: " in applied.stdout and "up to date" not in applied.stdout.split("widgets: ")[1]
     )
+
+
+async def test_utc_datetimes_round_trip_aware_on_every_database(checkstack_host):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from checkstack_hello.models import GreetingTemplate
+
+    from checkstack_core.db import UtcDateTime
+
+    paris = datetime(2026, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    async with checkstack_host.db.session() as session:
+        session.add(GreetingTemplate(id=1, template="{name}", updated_at=paris))
+        await session.commit()
+    async with checkstack_host.db.session() as session:
+        row = await session.get(GreetingTemplate, 1)
+        assert row is not None
+        assert row.updated_at == datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+        assert row.updated_at.tzinfo is UTC
+    with pytest.raises(ValueError, match="Naive datetime"):
+        UtcDateTime().process_bind_param(datetime(2026, 1, 1), None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlmodel import Field, SQLModel
+
+from checkstack_core.db import UtcDateTime, utcnow
 
 DEFAULT_TEMPLATE = "Hello, {name}!"
 
@@ -16,4 +18,4 @@ class GreetingTemplate(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     template: str = Field(max_length=500)
-    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

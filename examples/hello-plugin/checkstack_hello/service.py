@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from checkstack_core.db import utcnow
 from checkstack_core.errors import validation_error
 
 from .models import DEFAULT_TEMPLATE, GreetingTemplate
@@ -40,7 +39,7 @@ async def replace_template(session: AsyncSession, template: str) -> str:
         row = GreetingTemplate(id=1, template=template)
     else:
         row.template = template
-        row.updated_at = datetime.now(UTC)
+        row.updated_at = utcnow()
     session.add(row)
     await session.flush()
     return template
