@@ -7,10 +7,12 @@ shape, never Litestar's ``{"status_code", "detail"}``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
@@ -18,9 +20,11 @@ from litestar.middleware import DefineMiddleware
 from .errors import STATUS_BY_CODE, InternalServerError, RpcError
 from .host import Host
 from .observability import RequestIdMiddleware, current_request_id
-from .protocols import documented
+from .protocols import documented, orpc
+from .protocols.common import request_info
 from .settings import Settings
 
+logger = logging.getLogger("checkstack.http")
 _CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
 
 
@@ -39,7 +43,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    request.logger.error(
+    logger.error(
         "Unhandled error serving %s %s (request %s)",
         request.method,
         request.url.path,
@@ -84,21 +88,29 @@ def create_app(host: Host | None = None, *, settings: Settings | None = None) ->
 
     @get("/api/plugins", include_in_schema=False)
     async def list_plugins(request: Request[Any, Any, Any]) -> Response[Any]:
-        response = await documented.serve_calls(
-            request, host.dispatcher, "core", [("getPlugins", None)]
-        )
-        if response.status_code == 200:
-            import msgspec
+        """The plugin report; the same procedure as ``POST /api/core/ {"getPlugins": {}}``."""
+        try:
+            result = await host.dispatcher.dispatch(
+                "core",
+                [("getPlugins", None)],
+                request_info(request),
+                request_id=current_request_id(),
+            )
+        except RpcError as error:
+            return documented.error_response(error)
+        return Response(msgspec.to_builtins(result.outputs["getPlugins"]), status_code=200)
 
-            payload = msgspec.json.decode(response.body)
-            return Response(payload["getPlugins"], status_code=200)
-        return response
-
-    routes: list[Any] = [healthz, readyz, list_plugins, *documented.route_handlers(host.dispatcher, limit)]
+    routes: list[Any] = [
+        healthz,
+        readyz,
+        list_plugins,
+        *documented.route_handlers(host.dispatcher, limit),
+    ]
+    routes.extend(orpc.route_handlers(host.dispatcher, limit))
     from .openapi import route_handlers as openapi_routes
 
     routes.extend(openapi_routes(host))
-    host.pm.hook.checkstack_register_routes(register=routes.append)
+    host.call_hook("checkstack_register_routes", register=routes.append)
 
     app = Litestar(
         route_handlers=routes,
@@ -121,4 +133,3 @@ def _factory() -> Litestar:
     settings = Settings.load()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings=settings)
-

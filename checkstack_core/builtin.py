@@ -20,9 +20,12 @@ def checkstack_auth_backend(host: Host) -> AuthBackend:
     return PublicOnlyAuthBackend(host.public_rules())
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def checkstack_register_engines(register: EngineRegistrar) -> None:
-    """The in-process event bus and job scheduler (``embedded``, the default)."""
+    """The in-process event bus and job scheduler (``embedded``, the default).
+
+    Registered first so a plugin that registers the same name is the one that fails.
+    """
     from .events import EmbeddedEventBus
     from .jobs import EmbeddedJobScheduler
 

@@ -61,7 +61,10 @@ class _RootGroup(click.Group):
         except Exception as exc:  # strict mode failures must not hide the core commands
             click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
             return
-        host.pm.hook.checkstack_register_commands(cli=self)
+        host.call_hook("checkstack_register_commands", cli=self)
+        for record in host.plugins.values():
+            if record.status == "failed" and (record.error or "").startswith("Hook "):
+                click.echo(f"warning: {record.id}: {record.error}", err=True)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugin_commands()

@@ -13,10 +13,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import msgspec
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .auth import Principal, RequestInfo
 from .contract import Level
+from .events import check_event_name
 
 if TYPE_CHECKING:
     from .host import Host
@@ -152,8 +154,20 @@ class Context:
         return self.host.jobs
 
     async def emit(self, event: str, payload: dict[str, Any]) -> None:
-        """Emit ``event`` once this call's transaction commits (never if it rolls back)."""
-        self._uow.defer_event(event, payload)
+        """Emit ``event`` once this call's transaction commits (never if it rolls back).
+
+        The name must start with this plugin's id (``catalog.system.deleted``), and the payload
+        must be JSON: both are checked now, so a mistake fails the call before anything commits.
+        The payload is copied, so later changes to the dict do not leak into the event.
+        """
+        check_event_name(event)
+        if not event.startswith(f"{self.plugin_id}."):
+            raise ValueError(f"Plugin {self.plugin_id} cannot emit {event!r}: not its namespace")
+        try:
+            copy = msgspec.json.decode(msgspec.json.encode(payload))
+        except (TypeError, msgspec.EncodeError, ValueError, OverflowError) as exc:
+            raise TypeError(f"Payload of event {event!r} is not JSON-serializable: {exc}") from None
+        self._uow.defer_event(event, copy)
 
     def service(self, ref: ServiceRef[T]) -> T:
         """The implementation of service ``ref`` provided by another plugin."""

@@ -333,9 +333,11 @@ class Dispatcher:
         plan = call.plan
         try:
             output = self._check_output(plan.procedure, await plan.handler(ctx, call.input))
-            if not encode or not plan.filters or ctx.principal.kind is PrincipalKind.SERVICE:
+            if not plan.filters or ctx.principal.kind is PrincipalKind.SERVICE:
                 return output
-            return await self._filter_output(ctx, plan, output)
+            filtered = await self._filter_output(ctx, plan, output)
+            # In-process callers get the typed output back, filtered like an HTTP caller's.
+            return filtered if encode else msgspec.convert(filtered, plan.procedure.output)
         except RpcError as error:
             error.procedure = error.procedure or call.name
             raise

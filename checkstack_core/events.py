@@ -118,7 +118,8 @@ class EventBus(Protocol):
         ...
 
 
-def _check_event_name(name: str) -> None:
+def check_event_name(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` looks like ``<pluginId>.<name>``."""
     if not isinstance(name, str) or not _EVENT_NAME.match(name):
         raise ValueError(f"Invalid event name {name!r}: expected '<pluginId>.<name>'")
 
@@ -246,7 +247,7 @@ class EmbeddedEventBus:
                 f"Cannot subscribe plugin {subscription.plugin_id!r} to {subscription.event!r}: "
                 "the event bus has already started"
             )
-        _check_event_name(subscription.event)
+        check_event_name(subscription.event)
         if not callable(subscription.handler):
             raise TypeError(f"Handler for {subscription.event!r} is not callable")
         mode = DeliveryMode(subscription.mode)
@@ -305,7 +306,7 @@ class EmbeddedEventBus:
         """Validate and enqueue an event; returns it (with its normalized JSON payload)."""
         if self._stopped:
             raise RuntimeError(f"Cannot emit {name!r}: the event bus is stopped")
-        _check_event_name(name)
+        check_event_name(name)
         if not isinstance(payload, Mapping):
             raise TypeError(f"Payload of event {name!r} must be a mapping")
         try:

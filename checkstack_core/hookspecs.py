@@ -11,6 +11,10 @@ putting a ``@hookimpl`` function on the object it passes as ``Plugin(hooks=...)`
         def hello():
             print("hi")
 
+Each plugin's implementations are isolated: one that raises marks its plugin failed (startup
+stops only in strict mode) and the others still run. An implementation of a hook that does not
+exist (a misspelling) fails its plugin at load time.
+
 Hooks are synchronous; whatever must run per request is an async object the hook hands over
 (an :class:`~checkstack_core.auth.AuthBackend`, a route handler, an engine).
 """
@@ -32,7 +36,7 @@ hookspec = pluggy.HookspecMarker("checkstack")
 hookimpl = pluggy.HookimplMarker("checkstack")
 
 
-# --- registration: collected once, while the host is being built ------------------------------
+# --- registration: collected once, when the app or the command line is built ------------------
 
 
 @hookspec
@@ -75,6 +79,9 @@ def checkstack_register_routes(register: Callable[[Any], None]) -> None:
     """
 
 
+# --- startup: after migrations, before and after plugins' startup callbacks ---------------------
+
+
 @hookspec
 def checkstack_register_engines(register: EngineRegistrar) -> None:
     """Offer event-bus and job-scheduler engines, selected by ``CHECKSTACK_EVENTS_ENGINE`` and
@@ -91,9 +98,6 @@ def checkstack_register_engines(register: EngineRegistrar) -> None:
 
     .. versionadded:: 0.1
     """
-
-
-# --- startup: the host is built, plugins are being started --------------------------------------
 
 
 @hookspec(firstresult=True)
@@ -121,7 +125,8 @@ def checkstack_ready(host: Host) -> None:
 
     ``host.plugins`` lists every plugin with its status; use this for cross-plugin wiring that
     needs everything in place (e.g. syncing every plugin's access rules into roles).
-    Synchronous: schedule async work with ``host.jobs`` instead of awaiting here.
+    Synchronous: async work belongs in the plugin's ``on_startup`` callbacks, which run before
+    this hook with a transaction of their own.
 
     Example (log what is being served)::
 

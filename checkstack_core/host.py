@@ -104,6 +104,37 @@ class Host:
             for rule in record.contract.rules
         ]
 
+    # -- hooks --------------------------------------------------------------------------------
+
+    def call_hook(self, name: str, *, firstresult: bool = False, **kwargs: Any) -> list[Any]:
+        """Call hook ``name`` in pluggy's order, isolating each plugin's implementation.
+
+        A plugin whose implementation raises is marked failed (and, in strict mode, startup
+        stops); the others still run. The core's own implementations are trusted and re-raise.
+        Returns the non-``None`` results (only the first with ``firstresult``).
+        """
+        results: list[Any] = []
+        for impl in reversed(getattr(self.pm.hook, name).get_hookimpls()):
+            if impl.plugin_name.startswith("plugin:"):
+                record = self.plugins[impl.plugin_name.removeprefix("plugin:")]
+                if record.status != "active":
+                    continue
+            else:
+                record = None
+            try:
+                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except Exception as exc:
+                if record is None:
+                    raise
+                logger.exception("Hook %s of plugin %s failed", name, record.id)
+                record.fail(f"Hook {name} failed: {type(exc).__name__}: {exc}")
+                continue
+            if result is not None:
+                results.append(result)
+                if firstresult:
+                    break
+        return results
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _register_hooks(self) -> None:
@@ -115,6 +146,16 @@ class Host:
                     self.pm.add_hookspecs(plugin.hookspecs)  # type: ignore[arg-type]
                 if plugin.hooks is not None:
                     self.pm.register(plugin.hooks, name=f"plugin:{plugin.id}")
+                    # Dependencies start first, so every hook this plugin may implement has its
+                    # spec by now: an impl without one is a misspelling that would never run.
+                    unknown = sorted(
+                        caller.name
+                        for caller in self.pm.get_hookcallers(plugin.hooks) or ()
+                        if caller.spec is None
+                        and not all(i.optionalhook for i in caller.get_hookimpls())
+                    )
+                    if unknown:
+                        raise ValueError(f"Unknown hook {', '.join(unknown)}")
             except Exception as exc:
                 if plugin.hooks is not None and self.pm.has_plugin(f"plugin:{plugin.id}"):
                     self.pm.unregister(name=f"plugin:{plugin.id}")
@@ -158,7 +199,9 @@ class Host:
         self._raise_if_strict()
         await self.events.start()
         await self.jobs.start()
-        self.pm.hook.checkstack_ready(host=self)
+        self.call_hook("checkstack_ready", host=self)
+        self._fail_dependents()
+        self._raise_if_strict()
         self.running = True
 
     async def _migrate_isolated(self) -> None:
@@ -176,7 +219,7 @@ class Host:
 
     def _choose_engines(self) -> None:
         registrar = hookspecs.EngineRegistrar()
-        self.pm.hook.checkstack_register_engines(register=registrar)
+        self.call_hook("checkstack_register_engines", register=registrar)
         events_factory = registrar.event_engines.get(self.settings.events_engine)
         jobs_factory = registrar.job_engines.get(self.settings.jobs_engine)
         if events_factory is None:
@@ -185,7 +228,7 @@ class Host:
             raise RuntimeError(f"Unknown jobs engine {self.settings.jobs_engine!r}")
         self.events = events_factory(self)
         self.jobs = jobs_factory(self)
-        self.auth = self.pm.hook.checkstack_auth_backend(host=self)
+        [self.auth] = self.call_hook("checkstack_auth_backend", firstresult=True, host=self)
 
     async def _start_plugin(self, record: LoadedPlugin) -> None:
         plugin = record.plugin
@@ -248,7 +291,7 @@ class Host:
     async def stop(self) -> None:
         """Stop engines, run shutdown callbacks in reverse order and close the database."""
         if self.running:
-            self.pm.hook.checkstack_shutdown(host=self)
+            self.call_hook("checkstack_shutdown", host=self)
         self.running = False
         for stoppable in (self.jobs, self.events):
             if not isinstance(stoppable, _NotStarted):

@@ -76,6 +76,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     # Alembic narrates every migration context at INFO; our own log line says what was applied.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # aiosqlite logs every statement with its parameters at DEBUG: digests and password hashes
+    # would reach the logs. Secrets never appear in logs (SPEC §9), whatever the level.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
 
 
 class RequestIdMiddleware:

@@ -139,3 +139,20 @@ async def test_a_resolver_finds_the_guarded_ids_for_inputs_that_name_something_e
     assert (await outsider.call("notes", "retitle", {"title": "title n2", "newTitle": "y"}))[
         "title"
     ] == "y"
+
+
+async def test_in_process_calls_on_behalf_of_a_caller_are_filtered_too(
+    checkstack_host, checkstack_client, checkstack_auth, notes
+):
+    from checkstack_core.context import Context, UnitOfWork
+
+    checkstack_auth.grant("ops", NOTE, "n1", "read")
+    checkstack_auth.set_team_only(NOTE, "n1")
+    outsider = checkstack_auth.user(READ).principal
+    uow = UnitOfWork(checkstack_host)
+    async with uow.scope():
+        ctx = Context(checkstack_host, "hello", outsider, uow)
+        listed_for_outsider = await ctx.call("notes", "listNotes")
+        assert [n.id for n in listed_for_outsider.notes] == ["n2", "n3"]
+        as_service = await ctx.call("notes", "listNotes", as_service=True)
+        assert [n.id for n in as_service.notes] == ["n1", "n2", "n3"]

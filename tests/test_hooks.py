@@ -17,6 +17,7 @@ from checkstack_core.app import create_app
 from checkstack_core.auth import Principal, PrincipalKind, PublicOnlyAuthBackend, RequestInfo
 from checkstack_core.events import EmbeddedEventBus
 from checkstack_core.host import Host, make_plugin_manager
+from checkstack_core.loader import PluginLoadError
 
 HOOK_NAMES = sorted(
     name
@@ -119,10 +120,11 @@ async def test_hook_checkstack_register_engines_rejects_duplicates(checkstack_se
         def checkstack_register_engines(self, register: hookspecs.EngineRegistrar) -> None:
             register.events("embedded", lambda host: EmbeddedEventBus())
 
-    host = Host(checkstack_settings, plugins=[plugin_with(Hooks())], discover_installed=False)
-    with pytest.raises(ValueError, match="registered twice"):
-        await host.start()
+    checkstack_settings.strict_plugins = False
+    host = await start(checkstack_settings, plugin_with(Hooks()))
     await host.stop()
+    assert host.plugins["hooked"].status == "failed"
+    assert "registered twice" in (host.plugins["hooked"].error or "")
 
 
 async def test_hook_checkstack_auth_backend(checkstack_settings):
@@ -207,3 +209,54 @@ async def test_an_invalid_hookimpl_fails_only_its_plugin(checkstack_settings):
     await host.stop()
     assert host.plugins["hooked"].status == "failed"
     assert "Hook registration failed" in (host.plugins["hooked"].error or "")
+
+
+async def test_a_misspelled_hook_fails_its_plugin(checkstack_settings):
+    class Hooks:
+        @hookimpl
+        def checkstack_redy(self, host: Host) -> None: ...
+
+    checkstack_settings.strict_plugins = False
+    host = await start(checkstack_settings, plugin_with(Hooks()))
+    await host.stop()
+    assert host.plugins["hooked"].error == "Hook registration failed: Unknown hook checkstack_redy"
+
+
+async def test_a_raising_hook_fails_only_its_plugin(checkstack_settings):
+    from checkstack_hello import plugin as hello
+
+    class Hooks:
+        @hookimpl
+        def checkstack_ready(self, host: Host) -> None:
+            raise RuntimeError("not today")
+
+        @hookimpl
+        def checkstack_register_routes(self, register: Any) -> None:
+            raise RuntimeError("no routes either")
+
+    checkstack_settings.strict_plugins = False
+    host = await start(checkstack_settings, hello, plugin_with(Hooks()))
+    try:
+        assert host.plugins["hooked"].status == "failed"
+        assert (
+            host.plugins["hooked"].error == "Hook checkstack_ready failed: RuntimeError: not today"
+        )
+        assert host.plugins["hello"].status == "active"
+        transport = httpx.ASGITransport(app=create_app(host))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.post("/api/hello/", json={"getGreeting": {}})
+        assert response.status_code == 200
+    finally:
+        await host.stop()
+
+
+async def test_a_raising_hook_is_fatal_in_strict_mode(checkstack_settings):
+    class Hooks:
+        @hookimpl
+        def checkstack_ready(self, host: Host) -> None:
+            raise RuntimeError("not today")
+
+    host = Host(checkstack_settings, plugins=[plugin_with(Hooks())], discover_installed=False)
+    with pytest.raises(PluginLoadError, match="not today"):
+        await host.start()
+    await host.stop()

@@ -218,3 +218,15 @@ async def test_stop_is_safe_to_call_twice(checkstack_settings):
     host = await started(checkstack_settings)
     await host.stop()
     await asyncio.wait_for(host.stop(), 5)
+
+
+async def test_emit_checks_namespace_and_payload_before_anything_commits(checkstack_host):
+    async with checkstack_host.service_context("hello") as ctx:
+        with pytest.raises(ValueError, match="cannot emit 'catalog.system.deleted'"):
+            await ctx.emit("catalog.system.deleted", {"systemId": "x"})
+        with pytest.raises(TypeError, match="not JSON-serializable"):
+            await ctx.emit("hello.thing.happened", {"when": object()})
+        payload = {"n": 1}
+        await ctx.emit("hello.thing.happened", payload)
+        payload["n"] = 2  # the event keeps what was emitted
+        assert ctx._uow._pending_events == [("hello.thing.happened", {"n": 1})]

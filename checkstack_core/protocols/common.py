@@ -19,7 +19,9 @@ _JSON_TYPES = ("application/json", "text/json")
 
 def request_info(request: Request[Any, Any, Any]) -> RequestInfo:
     """The parts of ``request`` an auth backend may read."""
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
+    }
     cookies: dict[str, str] = {}
     if "cookie" in headers:
         cookies = dict(request.cookies)
@@ -40,22 +42,24 @@ def require_json(request: Request[Any, Any, Any]) -> None:
         return
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in _JSON_TYPES and not media_type.endswith("+json"):
-        raise UnsupportedMediaType(f"Unsupported content type {media_type!r}: send application/json")
+        raise UnsupportedMediaType(
+            f"Unsupported content type {media_type!r}: send application/json"
+        )
 
 
 async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
-    """The request body, or PAYLOAD_TOO_LARGE as soon as it passes ``limit`` bytes."""
+    """The request body, or PAYLOAD_TOO_LARGE when it is over ``limit`` bytes.
+
+    A declared length is checked before reading; a chunked body is cut off by Litestar's own
+    ``request_max_body_size`` (set to the same limit by the app) while it streams in.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
+    return body
 
 
 def apply_extras(response: Response[Any], extras: ResponseExtras) -> Response[Any]:
@@ -66,7 +70,7 @@ def apply_extras(response: Response[Any], extras: ResponseExtras) -> Response[An
             value=cookie.value,
             max_age=cookie.max_age,
             httponly=cookie.http_only,
-            samesite=cookie.same_site,  # type: ignore[arg-type]
+            samesite=cookie.same_site,
             secure=cookie.secure,
             path=cookie.path,
         )

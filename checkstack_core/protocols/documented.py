@@ -1,4 +1,4 @@
-"""The documented protocol (SPEC §4.1): ``POST /api/{pluginId}/`` with ``{"procedure": input, ...}``.
+"""The documented protocol (SPEC §4.1): ``POST /api/{pluginId}/`` with ``{"proc": input, ...}``.
 
 This is what the Checkstack documentation shows API clients (curl, fetch, requests) using.
 """
@@ -21,11 +21,12 @@ _encoder = msgspec.json.Encoder()
 
 
 def error_response(error: RpcError) -> Response[bytes]:
-    """The documented error body with the status of its code."""
+    """The documented error body with the status of its code (and the error's extra headers)."""
     return Response(
         content=_encoder.encode(error.to_dict()),
         status_code=error.status,
         media_type="application/json",
+        headers=error.headers,
     )
 
 
@@ -84,7 +85,9 @@ def route_handlers(dispatcher: Dispatcher, limit: int) -> list[Any]:
     """The Litestar handlers of the documented protocol."""
 
     @post(["/api/{plugin_id:str}", "/api/{plugin_id:str}/"], status_code=200, name="documented")
-    async def documented(request: Request[Any, Any, Any], plugin_id: FromPath[str]) -> Response[bytes]:
+    async def documented(
+        request: Request[Any, Any, Any], plugin_id: FromPath[str]
+    ) -> Response[bytes]:
         return await serve(request, dispatcher, plugin_id, limit)
 
     return [documented]
