@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -40,7 +41,12 @@ async def open_host(*, start: bool = True) -> AsyncIterator[Any]:
 
 
 def _settings_epilog() -> str:
-    lines = ["Settings (environment variables, or [checkstack] keys in checkstack.toml):", ""]
+    # "\b" keeps click from rewrapping the list into one paragraph.
+    lines = [
+        "\b",
+        "Settings: environment variables, or keys of the [checkstack] table of",
+        "checkstack.toml (CHECKSTACK_CONFIG names another file).",
+    ]
     lines.extend(f"  {text}" for text in SETTINGS_HELP.values())
     return "\n".join(lines)
 
@@ -118,6 +124,8 @@ def plugins_command(as_json: bool) -> None:
     from .loader import PluginLoadError
 
     settings = Settings.load()
+    # The report below says what failed and why; the loader's log lines would repeat it.
+    logging.getLogger("checkstack.plugins").setLevel(logging.CRITICAL)
     strict_failure: PluginLoadError | None = None
     try:
         host = Host(settings)
@@ -161,7 +169,10 @@ def db_upgrade() -> None:
         finally:
             await host.db.dispose()
 
-    applied = run(upgrade())
+    try:
+        applied = run(upgrade())
+    except Exception as exc:
+        raise click.ClickException(f"Upgrade failed: {type(exc).__name__}: {exc}") from exc
     for plugin_id, revisions in applied.items():
         state = ", ".join(revisions) if revisions else "up to date"
         click.echo(f"{plugin_id}: {state}")

@@ -135,6 +135,13 @@ def validate_plugin(plugin: Plugin) -> list[str]:
     return problems
 
 
+def _core_version() -> str | None:
+    try:
+        return importlib.metadata.version("checkstack-core")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _format_exception(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
@@ -199,7 +206,9 @@ def discover(
             continue
         record.plugin = obj
     for plugin in extra:
-        record = LoadedPlugin(id=plugin.id, distribution="checkstack-core", plugin=plugin)
+        record = LoadedPlugin(
+            id=plugin.id, distribution="checkstack-core", version=_core_version(), plugin=plugin
+        )
         admit(record)
 
     for record in found.values():

@@ -9,9 +9,12 @@ processes starting at once upgrade exactly once.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import logging
 import zlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +22,7 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlmodel import SQLModel
 
 from .db import Database
@@ -86,10 +89,29 @@ def _upgrade_all(connection: Connection, plugins: Iterable[Plugin]) -> dict[str,
     return done
 
 
+@asynccontextmanager
+async def _sqlite_file_lock(db: Database) -> AsyncIterator[None]:
+    """Serialise upgrades of one SQLite file across processes (``--workers`` on a fresh file).
+
+    PostgreSQL gets an advisory lock inside the migration transaction instead.
+    """
+    database = make_url(db.url).database
+    if db.dialect != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    lock_path = Path(f"{database}.migrate-lock")
+    with open(lock_path, "a+b") as handle:  # noqa: ASYNC230  (a tiny local file, opened once)
+        await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 async def upgrade(db: Database, plugins: Iterable[Plugin]) -> dict[str, list[str]]:
     """Bring every plugin's tables to its newest revision; returns the revisions applied."""
     plugins = list(plugins)
-    async with db.engine.begin() as conn:
+    async with _sqlite_file_lock(db), db.engine.begin() as conn:
         return await conn.run_sync(_upgrade_all, plugins)
 
 

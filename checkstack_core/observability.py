@@ -15,6 +15,7 @@ import re
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,7 +47,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "request_id": getattr(record, "request_id", "-"),

@@ -162,3 +162,23 @@ async def test_utc_datetimes_round_trip_aware_on_every_database(checkstack_host)
         assert row.updated_at.tzinfo is UTC
     with pytest.raises(ValueError, match="Naive datetime"):
         UtcDateTime().process_bind_param(datetime(2026, 1, 1), None)
+
+
+@pytest.mark.e2e
+def test_concurrent_first_starts_on_one_sqlite_file_migrate_once(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "checkstack_core", "db", "upgrade"],
+            env={**os.environ, "CHECKSTACK_DATABASE_URL": url, "CHECKSTACK_PLUGINS": "hello"},
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    applied = [out for out, _ in outputs if "hello: hello_0001" in out]
+    assert len(applied) == 1, outputs

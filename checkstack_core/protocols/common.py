@@ -26,12 +26,13 @@ def request_info(request: Request[Any, Any, Any]) -> RequestInfo:
     if "cookie" in headers:
         cookies = dict(request.cookies)
     client = request.scope.get("client")
-    forwarded_proto = headers.get("x-forwarded-proto", "")
     return RequestInfo(
         headers=headers,
         cookies=cookies,
         client_host=client[0] if client else None,
-        secure=request.scope.get("scheme") == "https" or forwarded_proto == "https",
+        # uvicorn rewrites the scheme from X-Forwarded-Proto only for trusted proxies
+        # (--forwarded-allow-ips); reading the header here would let any client claim https.
+        secure=request.scope.get("scheme") == "https",
     )
 
 
