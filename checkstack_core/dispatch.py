@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
@@ -174,17 +175,16 @@ class Dispatcher:
         response = ResponseExtras()
         uow = UnitOfWork(self.host)
 
-        def context() -> Context:
-            return Context(
-                self.host,
-                plugin_id,
-                principal,
-                uow,
-                request=request,
-                request_id=request_id,
-                response=response,
-            )
-
+        context = partial(
+            Context,
+            self.host,
+            plugin_id,
+            principal,
+            uow,
+            request=request,
+            request_id=request_id,
+            response=response,
+        )
         outputs: dict[str, Any] = {}
         try:
             prepared = [await self._prepare(loaded, principal, n, raw, context) for n, raw in calls]
@@ -215,17 +215,16 @@ class Dispatcher:
         loaded = self.plugin(plugin_id)
         raw = msgspec.to_builtins(input) if input is not None else None
 
-        def context() -> Context:
-            return Context(
-                self.host,
-                plugin_id,
-                principal,
-                uow,
-                request=parent.request if parent else None,
-                request_id=parent.request_id if parent else None,
-                response=parent.response if parent else None,
-            )
-
+        context = partial(
+            Context,
+            self.host,
+            plugin_id,
+            principal,
+            uow,
+            request=parent.request if parent else None,
+            request_id=parent.request_id if parent else None,
+            response=parent.response if parent else None,
+        )
         call = await self._prepare(loaded, principal, name, raw, context)
         return await self._run(context(), call, encode=False)
 

@@ -6,9 +6,10 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
+from litestar.datastructures import Cookie as LitestarCookie
 
 from ..auth import RequestInfo
-from ..context import ResponseExtras
+from ..context import Cookie, ResponseExtras
 from ..errors import PayloadTooLarge, UnsupportedMediaType
 from ..observability import current_request_id
 
@@ -63,18 +64,23 @@ async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     return body
 
 
+def litestar_cookie(cookie: Cookie) -> LitestarCookie:
+    """A handler's cookie as Litestar's, for a response or a ``set-cookie`` header value."""
+    return LitestarCookie(
+        key=cookie.name,
+        value=cookie.value,
+        max_age=cookie.max_age,
+        httponly=cookie.http_only,
+        samesite=cookie.same_site,
+        secure=cookie.secure,
+        path=cookie.path,
+    )
+
+
 def apply_extras(response: Response[Any], extras: ResponseExtras) -> Response[Any]:
     """Add the cookies and headers handlers asked for to ``response``."""
     for cookie in extras.cookies:
-        response.set_cookie(
-            key=cookie.name,
-            value=cookie.value,
-            max_age=cookie.max_age,
-            httponly=cookie.http_only,
-            samesite=cookie.same_site,
-            secure=cookie.secure,
-            path=cookie.path,
-        )
+        response.set_cookie(litestar_cookie(cookie))
     for name, value in extras.headers.items():
         response.headers[name] = value
     return response

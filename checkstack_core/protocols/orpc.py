@@ -33,7 +33,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import msgspec
 import msgspec.inspect as mi
 from litestar import HttpMethod, Request, Response, get, route
-from litestar.datastructures import Cookie as LitestarCookie
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Stream
@@ -51,7 +50,14 @@ from ..errors import (
     RpcError,
 )
 from ..observability import current_request_id
-from .common import apply_extras, log_unexpected, read_body, request_info, require_json
+from .common import (
+    apply_extras,
+    litestar_cookie,
+    log_unexpected,
+    read_body,
+    request_info,
+    require_json,
+)
 
 logger = logging.getLogger("checkstack.protocols.orpc")
 
@@ -705,18 +711,7 @@ def _route(path: str) -> tuple[str, str] | None:
 def _extras_headers(extras: ResponseExtras) -> dict[str, Any]:
     headers: dict[str, Any] = {k.lower(): v for k, v in extras.headers.items()}
     if extras.cookies:
-        headers["set-cookie"] = [
-            LitestarCookie(
-                key=c.name,
-                value=c.value,
-                max_age=c.max_age,
-                httponly=c.http_only,
-                samesite=c.same_site,
-                secure=c.secure,
-                path=c.path,
-            ).to_header(header="")
-            for c in extras.cookies
-        ]
+        headers["set-cookie"] = [litestar_cookie(c).to_header(header="") for c in extras.cookies]
     return headers
 
 
