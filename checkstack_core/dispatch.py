@@ -314,6 +314,10 @@ class Dispatcher:
             admitted = await self.host.auth.admitted_ids(
                 principal, resource_type, ids, guarded.level, has_global
             )
+            if not has_global and not admitted:
+                # Neither the rule nor a grant on any of the resources: the honest answer is the
+                # missing rule (401 for guests), not a per-resource denial.
+                _deny(principal, guarded.rule_id)
             for resource_id in ids:
                 if resource_id not in admitted:
                     raise Forbidden(f"Access denied to {resource_type} {resource_id}")

@@ -30,8 +30,10 @@ async def test_without_grants_the_global_rule_decides(checkstack_client, checkst
     assert await listed(reader) == notes
     stranger = checkstack_client(checkstack_auth.user())
     assert await listed(stranger) == []
-    with pytest.raises(Forbidden, match=r"Access denied to notes\.note n1"):
+    with pytest.raises(Forbidden, match=r"Missing access: notes\.notes\.read"):
         await stranger.call("notes", "getNote", {"id": "n1"})
+    with pytest.raises(Unauthorized):
+        await checkstack_client().call("notes", "getNote", {"id": "n1"})
 
 
 async def test_a_team_grant_admits_without_the_global_rule(
