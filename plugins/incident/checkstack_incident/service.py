@@ -1,0 +1,551 @@
+"""Domain logic of the incident plugin: incidents, their affected systems and timelines.
+
+Handlers call these functions in the call's transaction; the events they emit are sent only
+once that transaction commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import msgspec
+import sqlalchemy as sa
+from checkstack_catalog.contract import SYSTEM
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from checkstack_core import Context, Level, NotFound, Principal
+from checkstack_core.db import utcnow
+from checkstack_core.errors import Conflict, validation_error
+
+from .contract import (
+    INCIDENT_CREATED,
+    INCIDENT_DELETED,
+    INCIDENT_REOPENED,
+    INCIDENT_RESOLVED,
+    INCIDENT_STATUS_CHANGED,
+    INCIDENT_UPDATED,
+    READ,
+    RESOLVED,
+    AddUpdateInput,
+    Author,
+    CreateIncidentInput,
+    EntryKind,
+    GetIncidentsInput,
+    Incident,
+    IncidentDetail,
+    IncidentPage,
+    Severity,
+    Status,
+    TimelineEntry,
+    UpdateIncidentInput,
+    UpdateResult,
+)
+from .models import IncidentRow, IncidentSystem, TimelineRow
+
+CREATED_MESSAGE = "Incident created"
+RESOLVED_MESSAGE = "Incident resolved"
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def _author(principal: Principal) -> Author:
+    return Author(
+        kind=str(principal.kind),
+        id=principal.id,
+        name=principal.name[:200] if principal.name is not None else None,
+    )
+
+
+def _incident(row: IncidentRow, system_ids: Iterable[str]) -> Incident:
+    created_by = (
+        Author(kind=row.created_by_kind, id=row.created_by_id, name=row.created_by_name)
+        if row.created_by_kind
+        else None
+    )
+    return Incident(
+        id=row.id,
+        title=row.title,
+        description=row.description,
+        # Only valid values are stored: the inputs are validated against the same literals.
+        severity=cast(Severity, row.severity),
+        status=cast(Status, row.status),
+        system_ids=sorted(system_ids),
+        suppress_notifications=row.suppress_notifications,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        resolved_at=row.resolved_at,
+        created_by=created_by,
+    )
+
+
+def _entry(row: TimelineRow) -> TimelineEntry:
+    return TimelineEntry(
+        id=row.id,
+        incident_id=row.incident_id,
+        kind=cast(EntryKind, row.kind),
+        message=row.message,
+        status=cast("Status | None", row.status),
+        from_status=cast("Status | None", row.from_status),
+        author=Author(kind=row.author_kind, id=row.author_id, name=row.author_name),
+        created_at=row.created_at,
+    )
+
+
+async def system_ids_of(session: AsyncSession, incident_id: str) -> list[str]:
+    """The systems ``incident_id`` affects (empty when it affects none or does not exist)."""
+    rows = await session.exec(
+        select(IncidentSystem.system_id)
+        .where(IncidentSystem.incident_id == incident_id)
+        .order_by(col(IncidentSystem.system_id))
+    )
+    return list(rows.all())
+
+
+async def _systems_by_incident(
+    session: AsyncSession, incident_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {i: [] for i in incident_ids}
+    if incident_ids:
+        rows = await session.exec(
+            select(IncidentSystem).where(col(IncidentSystem.incident_id).in_(incident_ids))
+        )
+        for link in rows.all():
+            found[link.incident_id].append(link.system_id)
+    return found
+
+
+async def _load(session: AsyncSession, incident_id: str, *, lock: bool = False) -> IncidentRow:
+    statement = select(IncidentRow).where(IncidentRow.id == incident_id)
+    if lock:
+        # Serializes concurrent status changes on PostgreSQL (SQLite writes are serial anyway).
+        statement = statement.with_for_update()
+    row = (await session.exec(statement)).first()
+    if row is None:
+        raise NotFound(f"Incident not found: {incident_id}")
+    return row
+
+
+def _one_or_many(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(dict.fromkeys(value))
+
+
+async def list_incidents(ctx: Context, query: GetIncidentsInput) -> IncidentPage:
+    """One page of the incidents matching ``query`` that the caller may see, newest first.
+
+    An incident is visible when the caller may read one of its systems (the listed ``systemIds``
+    are those), or, for an incident left without systems, when the caller holds the read rule.
+    The caller's access is asked once, for every system the matching incidents affect, and
+    pushed into the query so ``total`` and the page agree with what the caller sees.
+    """
+    session = ctx.session
+    conditions: list[Any] = []
+    statuses = _one_or_many(query.status)
+    if statuses is not None:
+        conditions.append(col(IncidentRow.status).in_(statuses))
+    elif not query.include_resolved:
+        conditions.append(IncidentRow.status != RESOLVED)
+    severities = _one_or_many(query.severity)
+    if severities is not None:
+        conditions.append(col(IncidentRow.severity).in_(severities))
+    if query.system_id is not None:
+        conditions.append(
+            col(IncidentRow.id).in_(
+                select(IncidentSystem.incident_id).where(
+                    IncidentSystem.system_id == query.system_id
+                )
+            )
+        )
+
+    referenced = list(
+        (
+            await session.exec(
+                select(IncidentSystem.system_id)
+                .join(IncidentRow, col(IncidentRow.id) == col(IncidentSystem.incident_id))
+                .where(*conditions)
+                .distinct()
+            )
+        ).all()
+    )
+    has_global = ctx.principal.holds(READ)
+    admitted = (
+        await ctx.admitted_ids(SYSTEM, sorted(referenced), Level.READ, rule_id=READ)
+        if referenced
+        else set()
+    )
+    if query.system_id is not None and query.system_id not in admitted:
+        # Asking about a system one may not read reveals nothing about it.
+        return IncidentPage(incidents=[], total=0)
+    if not (has_global and admitted >= set(referenced)):
+        linked = sa.exists().where(col(IncidentSystem.incident_id) == col(IncidentRow.id))
+        visible: list[Any] = []
+        if admitted:
+            visible.append(linked.where(col(IncidentSystem.system_id).in_(sorted(admitted))))
+        if has_global:
+            visible.append(~linked)
+        if not visible:
+            return IncidentPage(incidents=[], total=0)
+        conditions.append(sa.or_(*visible))
+
+    total = (
+        await session.exec(select(sa.func.count()).select_from(IncidentRow).where(*conditions))
+    ).one()
+    rows = (
+        await session.exec(
+            select(IncidentRow)
+            .where(*conditions)
+            .order_by(col(IncidentRow.created_at).desc(), col(IncidentRow.seq).desc())
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+    ).all()
+    systems = await _systems_by_incident(session, [r.id for r in rows])
+    return IncidentPage(
+        incidents=[_incident(r, (s for s in systems[r.id] if s in admitted)) for r in rows],
+        total=int(total),
+    )
+
+
+async def get_incident(
+    ctx: Context, incident_id: str, timeline_limit: int, timeline_offset: int
+) -> IncidentDetail:
+    """The incident with one page of its timeline, listing the systems the caller may read."""
+    session = ctx.session
+    row = await _load(session, incident_id)
+    system_ids = await system_ids_of(session, incident_id)
+    if system_ids:
+        system_ids = sorted(await ctx.admitted_ids(SYSTEM, system_ids, Level.READ, rule_id=READ))
+    in_incident = TimelineRow.incident_id == incident_id
+    total = (
+        await session.exec(select(sa.func.count()).select_from(TimelineRow).where(in_incident))
+    ).one()
+    entries = (
+        await session.exec(
+            select(TimelineRow)
+            .where(in_incident)
+            .order_by(col(TimelineRow.created_at), col(TimelineRow.seq))
+            .limit(timeline_limit)
+            .offset(timeline_offset)
+        )
+    ).all()
+    base = _incident(row, system_ids)
+    return IncidentDetail(
+        **{f: getattr(base, f) for f in base.__struct_fields__},
+        timeline=[_entry(e) for e in entries],
+        timeline_total=int(total),
+    )
+
+
+async def suppressed(session: AsyncSession, system_id: str, at: datetime | None = None) -> bool:
+    """Whether an open incident affecting ``system_id`` has notifications suppressed.
+
+    ``at`` asks about a past moment: the incident existed then and the last status its timeline
+    set up to then was not ``resolved``. The affected systems and the suppression flag are the
+    current ones (their history is not kept).
+    """
+    statement = (
+        select(IncidentRow.id)
+        .join(IncidentSystem, col(IncidentSystem.incident_id) == col(IncidentRow.id))
+        .where(
+            IncidentSystem.system_id == system_id,
+            col(IncidentRow.suppress_notifications).is_(True),
+        )
+        .limit(1)
+    )
+    if at is None:
+        statement = statement.where(IncidentRow.status != RESOLVED)
+    else:
+        status_then = (
+            select(TimelineRow.status)
+            .where(
+                col(TimelineRow.incident_id) == col(IncidentRow.id),
+                col(TimelineRow.status).is_not(None),
+                col(TimelineRow.created_at) <= at,
+            )
+            .order_by(col(TimelineRow.created_at).desc(), col(TimelineRow.seq).desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        statement = statement.where(col(IncidentRow.created_at) <= at, status_then != RESOLVED)
+    return (await session.exec(statement)).first() is not None
+
+
+class SuppressionService:
+    """The ``INCIDENT_STATUS`` service: answers in its own short transaction, so a caller
+    outside any request (the healthcheck scheduler) can ask."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._db = ctx.host.db
+
+    async def suppressed(self, system_id: str, at: datetime | None = None) -> bool:
+        async with self._db.session() as session:
+            return await suppressed(session, system_id, at)
+
+
+# -- changing -------------------------------------------------------------------------------------
+
+
+def _text(value: str, path: str) -> str:
+    """``value`` stripped; blank text is a validation error (msgspec only checks the length)."""
+    stripped = value.strip()
+    if not stripped:
+        raise validation_error([{"message": "Must not be blank", "path": [path]}])
+    return stripped
+
+
+async def _check_systems(ctx: Context, system_ids: Sequence[str]) -> list[str]:
+    """The distinct ``system_ids``; NOT_FOUND naming the first that the catalog does not know."""
+    wanted = list(dict.fromkeys(system_ids))
+    found = msgspec.to_builtins(
+        await ctx.call("catalog", "resolveSystems", {"ids": wanted}, as_service=True)
+    )
+    missing = [i for i in wanted if i in set(found.get("missing") or ())]
+    if missing:
+        raise NotFound(f"System not found: {missing[0]}", data={"missing": missing})
+    return wanted
+
+
+def _add_entry(
+    ctx: Context,
+    incident_id: str,
+    kind: str,
+    message: str,
+    *,
+    status: str | None = None,
+    from_status: str | None = None,
+    at: datetime | None = None,
+) -> TimelineRow:
+    author = _author(ctx.principal)
+    entry = TimelineRow(
+        id=str(uuid.uuid4()),
+        incident_id=incident_id,
+        kind=kind,
+        message=message,
+        status=status,
+        from_status=from_status,
+        author_kind=author.kind,
+        author_id=author.id,
+        author_name=author.name,
+        created_at=at or utcnow(),
+    )
+    ctx.session.add(entry)
+    return entry
+
+
+def _payload(incident: Incident, **extra: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "incidentId": incident.id,
+        "title": incident.title,
+        "severity": incident.severity,
+        "status": incident.status,
+        "systemIds": list(incident.system_ids),
+        "suppressNotifications": incident.suppress_notifications,
+    }
+    payload.update(extra)
+    return payload
+
+
+async def _emit_status_change(
+    ctx: Context, incident: Incident, from_status: str, to_status: str
+) -> None:
+    await ctx.emit(
+        INCIDENT_STATUS_CHANGED, _payload(incident, fromStatus=from_status, toStatus=to_status)
+    )
+    if to_status == RESOLVED:
+        resolved_at = incident.resolved_at.isoformat() if incident.resolved_at else None
+        await ctx.emit(INCIDENT_RESOLVED, _payload(incident, resolvedAt=resolved_at))
+    elif from_status == RESOLVED:
+        await ctx.emit(
+            INCIDENT_REOPENED, _payload(incident, fromStatus=from_status, toStatus=to_status)
+        )
+
+
+async def create_incident(ctx: Context, data: CreateIncidentInput) -> Incident:
+    title = _text(data.title, "title")
+    message = _text(data.message, "message") if data.message is not None else CREATED_MESSAGE
+    system_ids = await _check_systems(ctx, data.system_ids)
+    author = _author(ctx.principal)
+    now = utcnow()
+    row = IncidentRow(
+        id=str(uuid.uuid4()),
+        title=title,
+        description=data.description,
+        severity=data.severity,
+        status=data.status,
+        suppress_notifications=data.suppress_notifications,
+        created_at=now,
+        updated_at=now,
+        created_by_kind=author.kind,
+        created_by_id=author.id,
+        created_by_name=author.name,
+    )
+    ctx.session.add(row)
+    ctx.session.add_all(IncidentSystem(incident_id=row.id, system_id=s) for s in system_ids)
+    _add_entry(ctx, row.id, "created", message, status=data.status, at=now)
+    await ctx.session.flush()
+    incident = _incident(row, system_ids)
+    await ctx.emit(
+        INCIDENT_CREATED,
+        _payload(incident, description=row.description, createdAt=now.isoformat()),
+    )
+    return incident
+
+
+async def update_incident(ctx: Context, data: UpdateIncidentInput) -> Incident:
+    """Apply the fields ``data`` carries; no event and no new ``updatedAt`` when nothing changed."""
+    session = ctx.session
+    row = await _load(session, data.id, lock=True)
+    current = await system_ids_of(session, row.id)
+    changes: list[str] = []
+    unset = msgspec.UNSET
+    if data.title is not unset:
+        title = _text(data.title, "title")
+        if title != row.title:
+            row.title = title
+            changes.append("title")
+    if data.description is not unset and data.description != row.description:
+        row.description = data.description
+        changes.append("description")
+    if data.severity is not unset and data.severity != row.severity:
+        row.severity = data.severity
+        changes.append("severity")
+    if (
+        data.suppress_notifications is not unset
+        and data.suppress_notifications != row.suppress_notifications
+    ):
+        row.suppress_notifications = data.suppress_notifications
+        changes.append("suppressNotifications")
+    system_ids = current
+    if data.system_ids is not unset:
+        wanted = await _check_systems(ctx, data.system_ids)
+        if set(wanted) != set(current):
+            await session.exec(
+                sa.delete(IncidentSystem).where(
+                    col(IncidentSystem.incident_id) == row.id,
+                    col(IncidentSystem.system_id).not_in(wanted),
+                )
+            )
+            session.add_all(
+                IncidentSystem(incident_id=row.id, system_id=s) for s in wanted if s not in current
+            )
+            system_ids = wanted
+            changes.append("systemIds")
+    if not changes:
+        return _incident(row, system_ids)
+    row.updated_at = utcnow()
+    session.add(row)
+    await session.flush()
+    incident = _incident(row, system_ids)
+    await ctx.emit(INCIDENT_UPDATED, _payload(incident, changes=changes, entryId=None))
+    return incident
+
+
+async def _record(
+    ctx: Context, row: IncidentRow, message: str, to_status: str | None
+) -> UpdateResult:
+    """Add a timeline entry to ``row``, setting ``to_status`` when it differs from the current.
+
+    Resolving sets ``resolvedAt``; leaving ``resolved`` reopens: ``resolvedAt`` is cleared and
+    the entry's kind is ``reopened``.
+    """
+    session = ctx.session
+    now = utcnow()
+    from_status = row.status
+    changed = to_status is not None and to_status != from_status
+    kind = "update"
+    if changed and to_status == RESOLVED:
+        kind = "resolved"
+        row.resolved_at = now
+    elif changed and from_status == RESOLVED:
+        kind = "reopened"
+        row.resolved_at = None
+    if changed and to_status is not None:
+        row.status = to_status
+    row.updated_at = now
+    session.add(row)
+    entry = _add_entry(
+        ctx,
+        row.id,
+        kind,
+        message,
+        status=to_status if changed else None,
+        from_status=from_status if changed else None,
+        at=now,
+    )
+    await session.flush()
+    incident = _incident(row, await system_ids_of(session, row.id))
+    changes = ["timeline", "status"] if changed else ["timeline"]
+    await ctx.emit(INCIDENT_UPDATED, _payload(incident, changes=changes, entryId=entry.id))
+    if changed and to_status is not None:
+        await _emit_status_change(ctx, incident, from_status, to_status)
+    return UpdateResult(incident=incident, entry=_entry(entry))
+
+
+async def add_update(ctx: Context, data: AddUpdateInput) -> UpdateResult:
+    message = _text(data.message, "message")
+    row = await _load(ctx.session, data.id, lock=True)
+    return await _record(ctx, row, message, data.status)
+
+
+async def resolve_incident(ctx: Context, incident_id: str, message: str | None) -> UpdateResult:
+    """Resolve an open incident; CONFLICT when it already is resolved."""
+    text = _text(message, "message") if message is not None else RESOLVED_MESSAGE
+    row = await _load(ctx.session, incident_id, lock=True)
+    if row.status == RESOLVED:
+        raise Conflict(f"Incident already resolved: {incident_id}")
+    return await _record(ctx, row, text, RESOLVED)
+
+
+async def delete_incident(ctx: Context, incident_id: str) -> None:
+    session = ctx.session
+    row = await _load(session, incident_id, lock=True)
+    system_ids = await system_ids_of(session, incident_id)
+    # Explicit deletes, although the foreign keys cascade: no reliance on SQLite's pragma.
+    for table in (TimelineRow, IncidentSystem):
+        await session.exec(sa.delete(table).where(col(table.incident_id) == incident_id))
+    await session.delete(row)
+    await session.flush()
+    await ctx.emit(
+        INCIDENT_DELETED, {"incidentId": row.id, "title": row.title, "systemIds": system_ids}
+    )
+
+
+async def forget_system(ctx: Context, system_id: str, system_name: str | None) -> int:
+    """Remove a deleted catalog system from every incident, with a timeline entry on each.
+
+    Returns how many incidents changed. Idempotent: a second delivery finds nothing to remove.
+    An incident left without systems is kept (its history matters), neither resolved nor
+    deleted, and stays visible to holders of the read rule.
+    """
+    session = ctx.session
+    affected = list(
+        (
+            await session.exec(
+                select(IncidentSystem.incident_id).where(IncidentSystem.system_id == system_id)
+            )
+        ).all()
+    )
+    if not affected:
+        return 0
+    await session.exec(sa.delete(IncidentSystem).where(col(IncidentSystem.system_id) == system_id))
+    label = f"{system_name} ({system_id})" if system_name else system_id
+    message = f"System {label} was deleted from the catalog and removed from this incident"
+    rows = (await session.exec(select(IncidentRow).where(col(IncidentRow.id).in_(affected)))).all()
+    remaining = await _systems_by_incident(session, [r.id for r in rows])
+    now = utcnow()
+    for row in rows:
+        row.updated_at = now
+        session.add(row)
+        entry = _add_entry(ctx, row.id, "system_removed", message, at=now)
+        incident = _incident(row, remaining[row.id])
+        await ctx.emit(
+            INCIDENT_UPDATED, _payload(incident, changes=["systemIds"], entryId=entry.id)
+        )
+    await session.flush()
+    return len(rows)
