@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from .contract import Level
-from .errors import Unauthorized
+from .errors import Forbidden, RpcError, Unauthorized
 
 
 class PrincipalKind(StrEnum):
@@ -59,6 +59,14 @@ class Principal:
     def service(cls, plugin_id: str) -> Principal:
         """A plugin acting as itself."""
         return cls(PrincipalKind.SERVICE, id=plugin_id, name=plugin_id)
+
+
+def missing_access(principal: Principal, rule_id: str) -> RpcError:
+    """The error for a caller lacking ``rule_id``: guests must authenticate (401), others are
+    forbidden (403 ``Missing access: <rule>``). Raise it: ``raise missing_access(p, rule)``."""
+    if principal.kind is PrincipalKind.ANONYMOUS:
+        return Unauthorized("Authentication required", data={"missing": rule_id})
+    return Forbidden(f"Missing access: {rule_id}")
 
 
 @dataclass(frozen=True, slots=True)

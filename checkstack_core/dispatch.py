@@ -13,12 +13,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
 
-from .auth import Principal, PrincipalKind, RequestInfo
+from .auth import Principal, PrincipalKind, RequestInfo, missing_access
 from .context import Context, ResponseExtras, UnitOfWork
 from .contract import CallerKind, InstanceAccess, Level, Procedure
 from .errors import (
@@ -277,7 +277,13 @@ class Dispatcher:
         # without the global rule); every other rule must be held globally.
         for rule_id in plan.global_rules:
             if not principal.holds(rule_id):
-                _deny(principal, rule_id)
+                raise missing_access(principal, rule_id)
+        if kind is PrincipalKind.ANONYMOUS:
+            # Guests belong to no team, so no grant can admit them: a filtered rule they lack
+            # would only ever yield an empty answer. Say why instead.
+            for guarded in plan.filters:
+                if not principal.holds(guarded.rule_id):
+                    raise missing_access(principal, guarded.rule_id)
 
     @staticmethod
     def _validate(procedure: Procedure, raw: Any) -> Any:
@@ -308,7 +314,7 @@ class Dispatcher:
             if not ids:
                 # No resource named in the input (e.g. create): the rule is checked globally.
                 if not has_global:
-                    _deny(principal, guarded.rule_id)
+                    raise missing_access(principal, guarded.rule_id)
                 continue
             resource_type = guarded.instance.resource_type
             admitted = await self.host.auth.admitted_ids(
@@ -317,7 +323,7 @@ class Dispatcher:
             if not has_global and not admitted:
                 # Neither the rule nor a grant on any of the resources: the honest answer is the
                 # missing rule (401 for guests), not a per-resource denial.
-                _deny(principal, guarded.rule_id)
+                raise missing_access(principal, guarded.rule_id)
             for resource_id in ids:
                 if resource_id not in admitted:
                     raise Forbidden(f"Access denied to {resource_type} {resource_id}")
@@ -412,10 +418,3 @@ class Dispatcher:
             await uow.session.flush()
         except IntegrityError as exc:
             raise Conflict("The change conflicts with existing data", procedure=last) from exc
-
-
-def _deny(principal: Principal, rule_id: str) -> NoReturn:
-    """Missing a rule: anonymous callers must authenticate, others are forbidden."""
-    if principal.kind is PrincipalKind.ANONYMOUS:
-        raise Unauthorized("Authentication required", data={"missing": rule_id})
-    raise Forbidden(f"Missing access: {rule_id}")

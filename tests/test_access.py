@@ -158,3 +158,15 @@ async def test_in_process_calls_on_behalf_of_a_caller_are_filtered_too(
         assert [n.id for n in listed_for_outsider.notes] == ["n2", "n3"]
         as_service = await ctx.call("notes", "listNotes", as_service=True)
         assert [n.id for n in as_service.notes] == ["n1", "n2", "n3"]
+
+
+async def test_guests_without_a_filtered_rule_must_authenticate(
+    checkstack_client, checkstack_auth, notes
+):
+    guest = checkstack_client()
+    with pytest.raises(Unauthorized):
+        await guest.call("notes", "publicNotes")
+    checkstack_auth.anonymous_rules.add(READ)
+    checkstack_auth.grant("ops", NOTE, "n1", "read")
+    checkstack_auth.set_team_only(NOTE, "n1")
+    assert [n["id"] for n in (await guest.call("notes", "publicNotes"))["notes"]] == ["n2", "n3"]

@@ -96,6 +96,7 @@ contract = Contract(
     rules=[read, manage],
     procedures=[
         query("listNotes", output=NoteList, rules=[read], instance=read_list),
+        query("publicNotes", output=NoteList, caller="public", rules=[read], instance=read_list),
         query("noteTitles", output=NoteTitles, rules=[read], instance=read_record),
         query("getNote", input=NoteId, output=Note, rules=[read], instance=read_one),
         query("countNotes", output=Count, caller="public", rules=[read]),
@@ -128,6 +129,11 @@ async def _get(ctx: Context, note_id: str) -> NoteRow:
 async def list_notes(ctx: Context, _: None) -> NoteList:
     rows = (await ctx.session.exec(select(NoteRow).order_by(NoteRow.title))).all()
     return NoteList(notes=[Note(id=r.id, title=r.title) for r in rows])
+
+
+@handlers.implement("publicNotes")
+async def public_notes(ctx: Context, _: None) -> NoteList:
+    return await list_notes(ctx, None)
 
 
 @handlers.implement("noteTitles")
