@@ -1,0 +1,471 @@
+"""Domain logic of the catalog: systems, groups, memberships, and what callers may see of them.
+
+Every function works in the caller's transaction (``ctx.session``); events are emitted through
+``ctx.emit`` and so reach subscribers only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from checkstack_core import Conflict, Context, Forbidden, Level, NotFound, ServiceRef
+from checkstack_core.db import utcnow
+from checkstack_core.errors import validation_error
+
+from .contract import (
+    GROUP,
+    GROUP_CREATED,
+    GROUP_DELETED,
+    GROUP_UPDATED,
+    MANAGE_RULE,
+    MAX_METADATA_BYTES,
+    MAX_NAME_LENGTH,
+    READ_RULE,
+    SYSTEM,
+    SYSTEM_CREATED,
+    SYSTEM_DELETED,
+    SYSTEM_UPDATED,
+    Group,
+    GroupUpdate,
+    NewGroup,
+    NewSystem,
+    ResolvedSystems,
+    System,
+    SystemUpdate,
+)
+from .models import GroupRow, MembershipRow, SystemRow
+
+#: The auth plugin's service that drops a deleted resource's team grants (docs/auth.md). Named
+#: rather than imported: the catalog needs no auth distribution, and without it there are no
+#: stored grants to drop.
+AUTH_ACCESS: ServiceRef[Any] = ServiceRef("auth.access")
+
+#: Ids per ``IN (...)`` list, well below every driver's parameter limit.
+CHUNK = 500
+
+# -- validation ------------------------------------------------------------------------------------
+
+
+def name_key(name: str) -> str:
+    """The form names are compared in: trimmed and Unicode case-folded."""
+    return name.strip().casefold()
+
+
+def clean_name(name: str) -> str:
+    """``name`` trimmed; BAD_REQUEST when nothing is left."""
+    cleaned = name.strip()
+    if not cleaned:
+        raise validation_error([{"message": "The name must not be blank", "path": ["name"]}])
+    if len(cleaned) > MAX_NAME_LENGTH:  # msgspec checked the untrimmed length already
+        raise validation_error(
+            [{"message": f"Expected `str` of length <= {MAX_NAME_LENGTH}", "path": ["name"]}]
+        )
+    return cleaned
+
+
+def clean_description(description: str | None) -> str | None:
+    """``description`` trimmed; blank means none."""
+    if description is None:
+        return None
+    return description.strip() or None
+
+
+def check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """BAD_REQUEST when ``metadata`` is larger than :data:`MAX_METADATA_BYTES` as JSON."""
+    if len(msgspec.json.encode(metadata)) > MAX_METADATA_BYTES:
+        raise validation_error(
+            [
+                {
+                    "message": f"Metadata must be at most {MAX_METADATA_BYTES} bytes of JSON",
+                    "path": ["metadata"],
+                }
+            ]
+        )
+    return metadata
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+# -- loading rows ----------------------------------------------------------------------------------
+
+
+async def system_row(session: AsyncSession, system_id: str) -> SystemRow:
+    row = await session.get(SystemRow, system_id)
+    if row is None:
+        raise NotFound(f"System not found: {system_id}")
+    return row
+
+
+async def group_row(session: AsyncSession, group_id: str) -> GroupRow:
+    row = await session.get(GroupRow, group_id)
+    if row is None:
+        raise NotFound(f"Group not found: {group_id}")
+    return row
+
+
+async def _unique_name(
+    session: AsyncSession, model: type[SystemRow] | type[GroupRow], name: str, own_id: str | None
+) -> str:
+    """The normalised key of ``name``; CONFLICT when another row already uses it."""
+    key = name_key(name)
+    clash = (
+        await session.exec(select(model.id).where(col(model.name_key) == key).limit(1))
+    ).first()
+    if clash is not None and clash != own_id:
+        raise _name_conflict(model, name)
+    return key
+
+
+def _name_conflict(model: type[SystemRow] | type[GroupRow], name: str) -> Conflict:
+    kind = "system" if model is SystemRow else "group"
+    return Conflict(f'A {kind} named "{name}" already exists')
+
+
+async def _flush_named(
+    session: AsyncSession, model: type[SystemRow] | type[GroupRow], name: str
+) -> None:
+    """Flush; a unique-index violation (a concurrent create won) is the same friendly CONFLICT."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise _name_conflict(model, name) from exc
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def _system(row: SystemRow, group_ids: list[str]) -> System:
+    return System(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        metadata=row.meta,
+        group_ids=group_ids,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _group(row: GroupRow, system_ids: list[str]) -> Group:
+    return Group(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        metadata=row.meta,
+        system_ids=system_ids,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def systems_out(
+    session: AsyncSession, rows: Sequence[SystemRow], *, every_system: bool = False
+) -> list[System]:
+    """``rows`` as wire systems, their groups loaded in one query (one per chunk of ids).
+
+    ``every_system`` says ``rows`` are all the systems there are, so no id list is needed.
+    """
+    groups_of: dict[str, list[str]] = {row.id: [] for row in rows}
+    query = (
+        select(MembershipRow.system_id, MembershipRow.group_id)
+        .join(GroupRow, col(GroupRow.id) == col(MembershipRow.group_id))
+        .order_by(col(GroupRow.name_key))
+    )
+    batches = (
+        [query]
+        if every_system
+        else [
+            query.where(col(MembershipRow.system_id).in_(chunk))
+            for chunk in _chunks(list(groups_of))
+        ]
+    )
+    for batch in batches:
+        for system_id, group_id in (await session.exec(batch)).all():
+            if system_id in groups_of:
+                groups_of[system_id].append(group_id)
+    return [_system(row, groups_of[row.id]) for row in rows]
+
+
+async def groups_out(
+    ctx: Context, rows: Sequence[GroupRow], *, every_group: bool = False
+) -> list[Group]:
+    """``rows`` as wire groups, listing only the member systems the caller may read.
+
+    Members are loaded in one query and the caller's access to all of them is decided in one
+    ``admitted_ids`` call: a team-only system's id is not shown to outsiders.
+    """
+    members_of: dict[str, list[str]] = {row.id: [] for row in rows}
+    query = (
+        select(MembershipRow.group_id, MembershipRow.system_id)
+        .join(SystemRow, col(SystemRow.id) == col(MembershipRow.system_id))
+        .order_by(col(SystemRow.name_key))
+    )
+    batches = (
+        [query]
+        if every_group
+        else [
+            query.where(col(MembershipRow.group_id).in_(chunk))
+            for chunk in _chunks(list(members_of))
+        ]
+    )
+    for batch in batches:
+        for group_id, system_id in (await ctx.session.exec(batch)).all():
+            if group_id in members_of:
+                members_of[group_id].append(system_id)
+    system_ids = list(dict.fromkeys(s for members in members_of.values() for s in members))
+    admitted = await readable(ctx, system_ids)
+    return [_group(row, [s for s in members_of[row.id] if s in admitted]) for row in rows]
+
+
+async def readable(ctx: Context, system_ids: list[str]) -> set[str]:
+    """Which of ``system_ids`` the caller may read (one access decision for all of them)."""
+    if not system_ids:
+        return set()
+    return await ctx.admitted_ids(SYSTEM, system_ids, Level.READ, rule_id=READ_RULE)
+
+
+# -- systems ---------------------------------------------------------------------------------------
+
+
+async def list_systems(ctx: Context, group_id: str | None) -> list[System]:
+    """The systems the caller may read, by name; only ``group_id``'s members when given."""
+    session = ctx.session
+    query = select(SystemRow).order_by(col(SystemRow.name_key), col(SystemRow.id))
+    if group_id is not None:
+        await group_row(session, group_id)
+        query = query.join(MembershipRow, col(MembershipRow.system_id) == col(SystemRow.id)).where(
+            col(MembershipRow.group_id) == group_id
+        )
+    rows = (await session.exec(query)).all()
+    admitted = await readable(ctx, [row.id for row in rows])
+    visible = [row for row in rows if row.id in admitted]
+    every = group_id is None and len(visible) == len(rows)
+    return await systems_out(session, visible, every_system=every)
+
+
+async def get_system(ctx: Context, system_id: str) -> System:
+    [system] = await systems_out(ctx.session, [await system_row(ctx.session, system_id)])
+    return system
+
+
+async def resolve_systems(ctx: Context, ids: list[str]) -> ResolvedSystems:
+    """The systems named by ``ids`` (in that order, duplicates once) and the ids not found."""
+    wanted = list(dict.fromkeys(ids))
+    found: dict[str, SystemRow] = {}
+    for chunk in _chunks(wanted):
+        rows = await ctx.session.exec(select(SystemRow).where(col(SystemRow.id).in_(chunk)))
+        found.update((row.id, row) for row in rows.all())
+    systems = await systems_out(ctx.session, [found[i] for i in wanted if i in found])
+    return ResolvedSystems(systems=systems, missing=[i for i in wanted if i not in found])
+
+
+async def create_system(ctx: Context, input: NewSystem) -> System:
+    session = ctx.session
+    name = clean_name(input.name)
+    now = utcnow()
+    row = SystemRow(
+        id=str(uuid.uuid4()),
+        name=name,
+        name_key=await _unique_name(session, SystemRow, name, None),
+        description=clean_description(input.description),
+        meta=check_metadata(input.metadata),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await _flush_named(session, SystemRow, name)
+    await ctx.emit(SYSTEM_CREATED, {"systemId": row.id, "systemName": row.name})
+    return _system(row, [])
+
+
+async def update_system(ctx: Context, input: SystemUpdate) -> System:
+    """Change only the fields present in ``input``; nothing changed means no event."""
+    session = ctx.session
+    row = await system_row(session, input.id)
+    changes: dict[str, Any] = {}
+    if input.name is not msgspec.UNSET:
+        name = clean_name(input.name)
+        if name != row.name:
+            changes["name"] = name
+            changes["name_key"] = await _unique_name(session, SystemRow, name, row.id)
+    if input.description is not msgspec.UNSET:
+        description = clean_description(input.description)
+        if description != row.description:
+            changes["description"] = description
+    if input.metadata is not msgspec.UNSET and check_metadata(input.metadata) != row.meta:
+        changes["meta"] = input.metadata
+    if changes:
+        for field, value in changes.items():
+            setattr(row, field, value)
+        row.updated_at = utcnow()
+        session.add(row)
+        await _flush_named(session, SystemRow, row.name)
+        await ctx.emit(SYSTEM_UPDATED, {"systemId": row.id, "systemName": row.name})
+    return await get_system(ctx, row.id)
+
+
+async def delete_system(ctx: Context, system_id: str) -> str:
+    """Delete a system, its memberships and its team grants; emit ``catalog.system.deleted``."""
+    session = ctx.session
+    row = await system_row(session, system_id)
+    name = row.name
+    # The foreign key cascades too; deleting explicitly keeps this right on a database that
+    # does not enforce foreign keys.
+    await session.exec(sa.delete(MembershipRow).where(col(MembershipRow.system_id) == system_id))
+    await session.delete(row)
+    await session.flush()
+    await _forget_grants(ctx, SYSTEM, system_id)
+    await ctx.emit(
+        SYSTEM_DELETED,
+        {
+            "systemId": system_id,
+            "systemName": name,
+            "resourceType": SYSTEM,
+            "resourceId": system_id,
+        },
+    )
+    return system_id
+
+
+async def _forget_grants(ctx: Context, resource_type: str, resource_id: str) -> None:
+    """Drop the deleted resource's team grants in this transaction, so they go exactly when the
+    deletion commits (a no-op without the auth plugin)."""
+    try:
+        access = ctx.service(AUTH_ACCESS)
+    except LookupError:
+        return
+    await access.forget_resource(ctx, resource_type, resource_id)
+
+
+# -- groups ----------------------------------------------------------------------------------------
+
+
+async def list_groups(ctx: Context) -> list[Group]:
+    rows = (
+        await ctx.session.exec(select(GroupRow).order_by(col(GroupRow.name_key), col(GroupRow.id)))
+    ).all()
+    return await groups_out(ctx, rows, every_group=True)
+
+
+async def get_group(ctx: Context, group_id: str) -> Group:
+    [group] = await groups_out(ctx, [await group_row(ctx.session, group_id)])
+    return group
+
+
+async def create_group(ctx: Context, input: NewGroup) -> Group:
+    session = ctx.session
+    name = clean_name(input.name)
+    now = utcnow()
+    row = GroupRow(
+        id=str(uuid.uuid4()),
+        name=name,
+        name_key=await _unique_name(session, GroupRow, name, None),
+        description=clean_description(input.description),
+        meta=check_metadata(input.metadata),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await _flush_named(session, GroupRow, name)
+    await ctx.emit(GROUP_CREATED, {"groupId": row.id, "groupName": row.name})
+    return _group(row, [])
+
+
+async def update_group(ctx: Context, input: GroupUpdate) -> Group:
+    """Change only the fields present in ``input``; nothing changed means no event."""
+    session = ctx.session
+    row = await group_row(session, input.id)
+    changes: dict[str, Any] = {}
+    if input.name is not msgspec.UNSET:
+        name = clean_name(input.name)
+        if name != row.name:
+            changes["name"] = name
+            changes["name_key"] = await _unique_name(session, GroupRow, name, row.id)
+    if input.description is not msgspec.UNSET:
+        description = clean_description(input.description)
+        if description != row.description:
+            changes["description"] = description
+    if input.metadata is not msgspec.UNSET and check_metadata(input.metadata) != row.meta:
+        changes["meta"] = input.metadata
+    if changes:
+        for field, value in changes.items():
+            setattr(row, field, value)
+        await _touch_group(ctx, row)
+        await _flush_named(session, GroupRow, row.name)
+    return await get_group(ctx, row.id)
+
+
+async def delete_group(ctx: Context, group_id: str) -> str:
+    """Delete a group and its memberships (the systems stay); emit ``catalog.group.deleted``."""
+    session = ctx.session
+    row = await group_row(session, group_id)
+    name = row.name
+    await session.exec(sa.delete(MembershipRow).where(col(MembershipRow.group_id) == group_id))
+    await session.delete(row)
+    await session.flush()
+    await _forget_grants(ctx, GROUP, group_id)
+    await ctx.emit(
+        GROUP_DELETED,
+        {"groupId": group_id, "groupName": name, "resourceType": GROUP, "resourceId": group_id},
+    )
+    return group_id
+
+
+async def _touch_group(ctx: Context, row: GroupRow) -> None:
+    row.updated_at = utcnow()
+    ctx.session.add(row)
+    await ctx.emit(GROUP_UPDATED, {"groupId": row.id, "groupName": row.name})
+
+
+async def _membership_group(ctx: Context, group_id: str, system_id: str) -> GroupRow:
+    """The group, after checking both exist and the caller may manage the system.
+
+    A global manager still needs a team grant on a team-only system to move it between groups.
+    """
+    group = await group_row(ctx.session, group_id)
+    await system_row(ctx.session, system_id)
+    admitted = await ctx.admitted_ids(SYSTEM, [system_id], Level.MANAGE, rule_id=MANAGE_RULE)
+    if system_id not in admitted:
+        raise Forbidden(f"Access denied to {SYSTEM} {system_id}")
+    return group
+
+
+async def add_to_group(ctx: Context, group_id: str, system_id: str) -> Group:
+    """Put the system into the group; already a member is no change (and no event)."""
+    group = await _membership_group(ctx, group_id, system_id)
+    insert = postgresql.insert if ctx.host.db.dialect == "postgresql" else sqlite.insert
+    added = await ctx.session.exec(
+        insert(MembershipRow)
+        .values(system_id=system_id, group_id=group_id, created_at=utcnow())
+        .on_conflict_do_nothing()
+    )
+    if added.rowcount:
+        await _touch_group(ctx, group)
+        await ctx.session.flush()
+    return await get_group(ctx, group_id)
+
+
+async def remove_from_group(ctx: Context, group_id: str, system_id: str) -> Group:
+    """Take the system out of the group; not a member is no change (and no event)."""
+    group = await _membership_group(ctx, group_id, system_id)
+    removed = await ctx.session.exec(
+        sa.delete(MembershipRow).where(
+            col(MembershipRow.group_id) == group_id, col(MembershipRow.system_id) == system_id
+        )
+    )
+    if removed.rowcount:
+        await _touch_group(ctx, group)
+        await ctx.session.flush()
+    return await get_group(ctx, group_id)
