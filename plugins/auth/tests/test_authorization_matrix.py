@@ -1,0 +1,298 @@
+"""A generated authorization test: every procedure of every installed plugin, called by every kind
+of caller, through HTTP with real API keys and session cookies (SPEC §10).
+
+Callers: anonymous; an application with no roles at all; per procedure an application holding
+exactly its rules and, for each rule, one holding all but that rule (users too, for user-only
+procedures); a plain user; an administrator. The expected outcome is computed from the contract
+alone (SPEC §3.2, §5.3, §5.5), never from the dispatcher's code.
+
+Two stages keep handlers from running where they need not: first an input that can never pass
+validation, so an admitted caller gets 400 and a refused one 401/403 (caller kind and global
+rules); then, for procedures whose rules are checked per resource from the input, a generated
+valid input naming a resource nobody has grants on (the global rule must decide).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import msgspec.inspect as mi
+import pytest
+
+from checkstack_core.contract import CallerKind, Procedure
+from checkstack_core.plugin import Plugin
+
+from . import vault_plugin
+from .conftest import Caller
+
+DENIALS = re.compile(
+    r"^(Authentication required|Missing access: .+|This procedure is for users only|"
+    r"This procedure is for services only|Access denied to .+)$"
+)
+
+
+def installed_plugins() -> list[Plugin]:
+    plugins = []
+    for entry_point in importlib.metadata.entry_points(group="checkstack.plugins"):
+        loaded = entry_point.load()
+        assert isinstance(loaded, Plugin), entry_point
+        plugins.append(loaded)
+    return plugins
+
+
+@pytest.fixture
+def checkstack_plugins() -> list[Any]:
+    plugins = installed_plugins()
+    assert {"auth", "hello"} <= {p.id for p in plugins}
+    return [*plugins, vault_plugin.plugin]
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def _string(info: mi.StrType) -> str:
+    if info.pattern:
+        for candidate in ("probe", "a.b", "a", "1", "a-b.c"):
+            if re.search(info.pattern, candidate):
+                return candidate
+    return (
+        "p" * max(5, info.min_length or 0)
+        if not info.max_length
+        else "p" * max(min(5, info.max_length), info.min_length or 0)
+    )
+
+
+def sample(info: mi.Type) -> Any:
+    """A small value of type ``info`` that passes validation where that is easy."""
+    if isinstance(info, mi.StructType):
+        return {f.encode_name: sample(f.type) for f in info.fields if f.required}
+    if isinstance(info, mi.StrType):
+        return _string(info)
+    if isinstance(info, mi.IntType):
+        return max(1, info.ge or 0, (info.gt or 0) + 1)
+    if isinstance(info, mi.FloatType):
+        return 1.0
+    if isinstance(info, mi.BoolType):
+        return False
+    if isinstance(info, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        return [sample(info.item_type) for _ in range(info.min_length or 0)]
+    if isinstance(info, mi.DictType):
+        return {}
+    if isinstance(info, mi.DateTimeType):
+        return datetime.now(UTC).isoformat()
+    if isinstance(info, mi.UUIDType):
+        return str(uuid.uuid4())
+    if isinstance(info, mi.LiteralType):
+        return info.values[0]
+    if isinstance(info, mi.EnumType):
+        return next(iter(info.cls)).value
+    if isinstance(info, mi.UnionType):
+        options = [t for t in info.types if not isinstance(t, mi.NoneType)]
+        return sample(options[0]) if options else None
+    if isinstance(info, mi.Metadata):
+        return sample(info.type)
+    return "probe"
+
+
+def valid_input(procedure: Procedure) -> Any:
+    return {} if procedure.input is None else sample(mi.type_info(procedure.input))
+
+
+def probe_input(procedure: Procedure) -> Any:
+    return {"__authorizationProbe__": 1}
+
+
+# -- expectations ---------------------------------------------------------------------------------
+
+
+def expected_denial(
+    plugin_id: str,
+    procedure: Procedure,
+    caller: str,
+    held: set[str] | None,
+    raw: Any,
+    *,
+    prechecks: bool,
+) -> str | None:
+    """The denial message ``caller`` must get (``None``: admitted). ``held`` None = admin."""
+    kind = procedure.caller
+    if kind is CallerKind.ANONYMOUS:
+        return None
+    if kind is not CallerKind.PUBLIC and caller == "anonymous":
+        return "Authentication required"
+    if kind is CallerKind.USER and caller != "user":
+        return "This procedure is for users only"
+    if kind is CallerKind.SERVICE:
+        return "This procedure is for services only"
+
+    def lacks(rule_id: str) -> bool:
+        return held is not None and rule_id not in held
+
+    for rule in procedure.rules:
+        if procedure.instance_access(rule) is None and lacks(rule.qualified_id(plugin_id)):
+            return (
+                "Authentication required"
+                if caller == "anonymous"
+                else (f"Missing access: {rule.qualified_id(plugin_id)}")
+            )
+    if caller == "anonymous":
+        # No grant can admit a guest, so a filtered rule a guest lacks is refused outright.
+        for rule in procedure.rules:
+            instance = procedure.instance_access(rule)
+            filtered = instance is not None and not instance.is_precheck
+            if filtered and lacks(rule.qualified_id(plugin_id)):
+                return "Authentication required"
+    if not prechecks:
+        return None
+    for rule in procedure.rules:
+        instance = procedure.instance_access(rule)
+        if instance is None or not instance.is_precheck or not lacks(rule.qualified_id(plugin_id)):
+            continue
+        # Nobody has grants on the sampled resources: without the rule, the rule is what is
+        # missing, whether or not the input names a resource (never a skipped check).
+        return (
+            "Authentication required"
+            if caller == "anonymous"
+            else f"Missing access: {rule.qualified_id(plugin_id)}"
+        )
+    return None
+
+
+def _has_precheck(procedure: Procedure) -> bool:
+    return any(
+        (instance := procedure.instance_access(rule)) is not None and instance.is_precheck
+        for rule in procedure.rules
+    )
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+# -- the test --------------------------------------------------------------------------------------
+
+
+class Matrix:
+    def __init__(self, host: Any, principals: Any, rpc: Any) -> None:
+        self.host = host
+        self.principals = principals
+        self.rpc = rpc
+        rules = host.all_rules()
+        self.public = {r.qualified_id(p) for p, r in rules if r.public}
+        self.default = {r.qualified_id(p) for p, r in rules if r.default}
+        self._apps: dict[frozenset[str], Caller] = {}
+        self._users: dict[frozenset[str], Caller] = {}
+        self.checked = 0
+        self.denied = 0
+
+    async def app(self, rules: frozenset[str]) -> Caller:
+        if rules not in self._apps:
+            self._apps[rules] = await self.principals.app(*sorted(rules))
+        return self._apps[rules]
+
+    async def user(self, rules: frozenset[str]) -> Caller:
+        if rules not in self._users:
+            self._users[rules] = await self.principals.user(*sorted(rules))
+        return self._users[rules]
+
+    async def callers(
+        self, plugin_id: str, procedure: Procedure
+    ) -> list[tuple[str, Caller | None, set[str] | None]]:
+        rules = [rule.qualified_id(plugin_id) for rule in procedure.rules]
+        found: list[tuple[str, Caller | None, set[str] | None]] = [
+            ("anonymous", None, set(self.public)),
+            ("application", await self.principals.app(bare=True), set(self.public)),
+            ("user", await self.user(frozenset()), self.public | self.default),
+            ("user", await self.user_admin(), None),
+        ]
+        subsets = [frozenset(rules)] + [frozenset(rules) - {rule} for rule in rules]
+        for subset in subsets:
+            found.append(("application", await self.app(subset), set(subset) | self.public))
+            if procedure.caller is CallerKind.USER:
+                found.append(
+                    ("user", await self.user(subset), set(subset) | self.public | self.default)
+                )
+        return found
+
+    async def user_admin(self) -> Caller:
+        if not hasattr(self, "_admin"):
+            self._admin = await self.principals.admin()
+        return self._admin
+
+    async def check(
+        self, plugin_id: str, procedure: Procedure, *, only_anonymous: bool = False
+    ) -> None:
+        for kind, caller, held in await self.callers(plugin_id, procedure):
+            if only_anonymous and kind != "anonymous":
+                continue
+            stages = [(probe_input(procedure), False)]
+            if _has_precheck(procedure):
+                stages.append((valid_input(procedure), True))
+            for raw, prechecks in stages:
+                response = await self.rpc(plugin_id, procedure.name, raw, caller)
+                body = response.json()
+                denial = expected_denial(plugin_id, procedure, kind, held, raw, prechecks=prechecks)
+                where = f"{plugin_id}.{procedure.name} as {kind} holding {held}: {response.text}"
+                message = body.get("message", "") if isinstance(body, dict) else ""
+                if denial is not None:
+                    assert response.status_code in (401, 403), where
+                    assert message == denial, where
+                    self.denied += 1
+                else:
+                    assert not (response.status_code in (401, 403) and DENIALS.match(message)), (
+                        where
+                    )
+                    if not prechecks and (procedure.input is None or _is_struct(procedure.input)):
+                        assert response.status_code == 400, where
+                self.checked += 1
+
+
+async def test_every_procedure_of_every_installed_plugin(checkstack_host, principals, rpc):
+    matrix = Matrix(checkstack_host, principals, rpc)
+    procedures = [
+        (record.id, procedure)
+        for record in checkstack_host.active()
+        if record.contract is not None
+        for procedure in record.contract.procedures
+    ]
+    assert len(procedures) > 40
+    for plugin_id, procedure in procedures:
+        await matrix.check(plugin_id, procedure)
+    assert matrix.checked >= 250
+    assert 0 < matrix.denied < matrix.checked
+
+
+async def test_public_procedures_follow_the_anonymous_role(checkstack_host, principals, rpc):
+    """With every rule removed from ``anonymous``, no public procedure admits a guest."""
+    async with principals.ctx() as ctx:
+        from checkstack_auth import service
+
+        await service.update_role(ctx, "anonymous", rules=[])
+    matrix = Matrix(checkstack_host, principals, rpc)
+    matrix.public = set()
+    public = [
+        (record.id, procedure)
+        for record in checkstack_host.active()
+        if record.contract is not None
+        for procedure in record.contract.procedures
+        if procedure.caller is CallerKind.PUBLIC
+    ]
+    assert public
+    for plugin_id, procedure in public:
+        await matrix.check(plugin_id, procedure, only_anonymous=True)
+
+
+async def test_a_missing_resource_id_falls_back_to_the_global_rule(rpc, principals):
+    nobody = await principals.app()
+    without_id = await rpc("vault", "touchItem", {}, nobody)
+    assert without_id.status_code == 403
+    assert without_id.json()["message"] == "Missing access: vault.item.manage"
+    with_id = await rpc("vault", "touchItem", {"id": "a"}, nobody)
+    assert with_id.json()["message"] == "Missing access: vault.item.manage"
+    holder = await principals.app("vault.item.manage")
+    assert (await rpc("vault", "touchItem", {}, holder)).status_code == 200
