@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.exceptions import HTTPException
-from litestar.middleware import DefineMiddleware
+from litestar.types import Receive, Scope, Send
 
 from .errors import STATUS_BY_CODE, InternalServerError, RpcError
 from .host import Host
@@ -53,7 +53,29 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     return documented.error_response(InternalServerError())
 
 
-def create_app(host: Host | None = None, *, settings: Settings | None = None) -> Litestar:
+class CheckstackApp:
+    """The ASGI application: request ids around everything, the documented protocol served at
+    the ASGI layer (the hot path), and the Litestar app for every other route and the lifespan.
+    """
+
+    def __init__(self, host: Host, litestar: Litestar, documented: documented.DocumentedProtocol):
+        self.host = host
+        self.litestar = litestar
+        self.documented = documented
+        self._app = RequestIdMiddleware(self._route)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        plugin_id = self.documented.plugin_id(scope)
+        if plugin_id is not None:
+            await self.documented(scope, receive, send, plugin_id)
+        else:
+            await self.litestar(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+def create_app(host: Host | None = None, *, settings: Settings | None = None) -> CheckstackApp:
     """Build the app. The host starts in the app's lifespan and stops with it."""
     host = host or Host(settings)
     limit = host.settings.max_body_size
@@ -100,33 +122,27 @@ def create_app(host: Host | None = None, *, settings: Settings | None = None) ->
             return documented.error_response(error)
         return Response(msgspec.to_builtins(result.outputs["getPlugins"]), status_code=200)
 
-    routes: list[Any] = [
-        healthz,
-        readyz,
-        list_plugins,
-        *documented.route_handlers(host.dispatcher, limit),
-    ]
+    routes: list[Any] = [healthz, readyz, list_plugins]
     routes.extend(orpc.route_handlers(host.dispatcher, limit))
     from .openapi import route_handlers as openapi_routes
 
     routes.extend(openapi_routes(host))
     host.call_hook("checkstack_register_routes", register=routes.append)
 
-    app = Litestar(
+    litestar = Litestar(
         route_handlers=routes,
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
         openapi_config=None,
         request_max_body_size=limit,
         debug=False,
         logging_config=None,
     )
-    app.state.host = host
-    return app
+    litestar.state.host = host
+    return CheckstackApp(host, litestar, documented.DocumentedProtocol(host.dispatcher, limit))
 
 
-def _factory() -> Litestar:
+def _factory() -> CheckstackApp:
     """Entry for ``uvicorn --factory checkstack_core.app:_factory`` (workers, reload)."""
     from .observability import configure_logging
 

@@ -1,20 +1,23 @@
 """The documented protocol (SPEC §4.1): ``POST /api/{pluginId}/`` with ``{"proc": input, ...}``.
 
-This is what the Checkstack documentation shows API clients (curl, fetch, requests) using.
+This is what the Checkstack documentation shows API clients (curl, fetch, requests) using. The
+app mounts it in front of the Litestar router (see ``checkstack_core.app``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, cast
 
 import msgspec
-from litestar import Request, Response, post
-from litestar.params import FromPath
+from litestar import Response
+from litestar.types import HTTPScope, Receive, Scope, Send
 
 from ..dispatch import Dispatcher
-from ..errors import BadRequest, InternalServerError, RpcError
+from ..errors import BadRequest, InternalServerError, MethodNotSupported, RpcError
+from ..loader import RESERVED_IDS
 from ..observability import current_request_id
-from .common import apply_extras, log_unexpected, read_body, request_info, require_json
+from .common import check_json, extras_headers, log_unexpected, receive_body, scope_info
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -45,49 +48,67 @@ def _parse(body: bytes) -> list[tuple[str, Any]]:
     return list(document.items())
 
 
-async def serve(
-    request: Request[Any, Any, Any], dispatcher: Dispatcher, plugin_id: str, limit: int
-) -> Response[bytes]:
-    """Answer one documented-protocol request; never raises."""
-    try:
-        dispatcher.plugin(plugin_id)
-        body = await read_body(request, limit)
-        require_json(request)
-        calls = _parse(body)
-    except RpcError as error:
-        return error_response(error)
-    return await serve_calls(request, dispatcher, plugin_id, calls)
+PATH = re.compile(r"^/api/([a-z][a-z0-9-]*)/?$")
 
 
-async def serve_calls(
-    request: Request[Any, Any, Any],
-    dispatcher: Dispatcher,
-    plugin_id: str,
-    calls: list[tuple[str, Any]],
-) -> Response[bytes]:
-    """Dispatch already parsed ``calls`` and answer in the documented shape; never raises."""
-    try:
-        result = await dispatcher.dispatch(
-            plugin_id, calls, request_info(request), request_id=current_request_id()
-        )
-    except RpcError as error:
-        return error_response(error)
-    except Exception as exc:
-        log_unexpected(exc)
-        return error_response(InternalServerError())
-    response = Response(
-        content=_encoder.encode(result.outputs), status_code=200, media_type="application/json"
-    )
-    return apply_extras(response, result.response)
+class DocumentedProtocol:
+    """Serves ``/api/{pluginId}[/]`` at the ASGI layer.
+
+    This is the hot path of every API client, so it skips the web framework's routing, signature
+    model and response objects: it reads the body, dispatches and writes the answer itself.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, limit: int) -> None:
+        self.dispatcher = dispatcher
+        self.limit = limit
+
+    def plugin_id(self, scope: Scope) -> str | None:
+        """The plugin id when ``scope`` is a request of this protocol, else ``None``."""
+        if scope["type"] != "http":
+            return None
+        match = PATH.match(scope["path"])
+        if match is None or match[1] in RESERVED_IDS:
+            return None
+        return match[1]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, plugin_id: str) -> None:
+        """Answer one request; never raises."""
+        info = scope_info(scope)
+        method = cast("HTTPScope", scope)["method"]
+        extra: list[tuple[bytes, bytes]] = []
+        try:
+            if method != "POST":
+                extra.append((b"allow", b"POST"))
+                raise MethodNotSupported(f"Method {method} is not supported here")
+            self.dispatcher.plugin(plugin_id)  # 404/503 before reading a body for nobody
+            body = await receive_body(receive, info, self.limit)
+            check_json(info)
+            calls = _parse(body)
+            result = await self.dispatcher.dispatch(
+                plugin_id, calls, info, request_id=current_request_id()
+            )
+        except RpcError as error:
+            if error.headers:
+                extra.extend((k.lower().encode(), v.encode()) for k, v in error.headers.items())
+            await _send(send, error.status, _encoder.encode(error.to_dict()), extra)
+            return
+        except Exception as exc:
+            log_unexpected(exc)
+            await _send(send, 500, _encoder.encode(InternalServerError().to_dict()), extra)
+            return
+        await _send(send, 200, _encoder.encode(result.outputs), extras_headers(result.response))
 
 
-def route_handlers(dispatcher: Dispatcher, limit: int) -> list[Any]:
-    """The Litestar handlers of the documented protocol."""
-
-    @post(["/api/{plugin_id:str}", "/api/{plugin_id:str}/"], status_code=200, name="documented")
-    async def documented(
-        request: Request[Any, Any, Any], plugin_id: FromPath[str]
-    ) -> Response[bytes]:
-        return await serve(request, dispatcher, plugin_id, limit)
-
-    return [documented]
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    start: Any = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+    }
+    await send(start)
+    end: Any = {"type": "http.response.body", "body": body}
+    await send(end)
