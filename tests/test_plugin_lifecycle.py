@@ -222,9 +222,9 @@ async def test_stop_is_safe_to_call_twice(checkstack_settings):
 
 async def test_emit_checks_namespace_and_payload_before_anything_commits(checkstack_host):
     async with checkstack_host.service_context("hello") as ctx:
-        with pytest.raises(ValueError, match="cannot emit 'catalog.system.deleted'"):
+        with pytest.raises(ValueError, match=r"cannot emit 'catalog\.system\.deleted'"):
             await ctx.emit("catalog.system.deleted", {"systemId": "x"})
-        with pytest.raises(TypeError, match="not JSON-serializable"):
+        with pytest.raises(TypeError, match=r"not JSON-serializable"):
             await ctx.emit("hello.thing.happened", {"when": object()})
         payload = {"n": 1}
         await ctx.emit("hello.thing.happened", payload)
