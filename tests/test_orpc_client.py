@@ -165,11 +165,14 @@ def issue_api_keys(url: str) -> dict[str, str]:
         "completeOnboarding", {"email": "root@example.com", "password": "Orpc-admin-pass-1"}
     )
     admin = {"Cookie": f"checkstack_session={onboarded.cookies['checkstack_session']}"}
-    role = call(
-        "createRole",
-        {"name": "greeters", "rules": ["hello.hello.read", "hello.hello.manage"]},
-        **admin,
-    ).json()["createRole"]
+    # The first-party plugins' manage rules too, so tests/orpc-client/test/first-party.test.mjs
+    # can make the data it compares across both protocols.
+    rules = ["hello.hello.read", "hello.hello.manage"] + [
+        f"{plugin}.{plugin}.manage"
+        for plugin in ("catalog", "incident", "maintenance")
+        if plugin in active
+    ]
+    role = call("createRole", {"name": "greeters", "rules": rules}, **admin).json()["createRole"]
     manager = call(
         "createApplication",
         {"name": "orpc manager", "roles": ["applications", role["id"]]},
@@ -190,6 +193,8 @@ def test_rpclink_against_checkstack_serve(node: str, checkstack_server: RunningS
     if keys:  # the mutation and Missing-access cases ran with real keys
         assert "# SKIP set CHECKSTACK_TOKEN" not in report
         assert "# SKIP set CHECKSTACK_LIMITED_TOKEN" not in report
+        first_party = "ok 3 - maintenance: scheduleWindow with Date inputs and getWindows"
+        assert first_party in report, report
 
 
 def test_rpclink_against_the_fixture_server(node: str, fixture_server: FixtureServer) -> None:
