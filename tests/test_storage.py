@@ -61,7 +61,7 @@ async def test_each_plugin_has_its_own_version_table(checkstack_host):
         "notes_alembic_version",
     } <= names
     hello = checkstack_host.plugins["hello"].plugin
-    assert await migrations.current(checkstack_host.db, hello) == "hello_0001"
+    assert await migrations.current(checkstack_host.db, hello) == "hello_0002"
 
 
 async def test_upgrading_again_changes_nothing_and_keeps_data(
@@ -98,7 +98,7 @@ def _run(
 def test_db_upgrade_command(tmp_path, checkstack_database_url):
     first = _run(["db", "upgrade"], checkstack_database_url, tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "hello: hello_0001" in first.stdout
+    assert "hello: hello_0001, hello_0002" in first.stdout
     second = _run(["db", "upgrade"], checkstack_database_url, tmp_path)
     assert "hello: up to date" in second.stdout
 
@@ -153,7 +153,10 @@ async def test_utc_datetimes_round_trip_aware_on_every_database(checkstack_host)
 
     paris = datetime(2026, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     async with checkstack_host.db.session() as session:
-        session.add(GreetingTemplate(id=1, template="{name}", updated_at=paris))
+        row = await session.get(GreetingTemplate, 1)
+        assert row is not None  # seeded by the hello plugin's second migration
+        row.updated_at = paris
+        session.add(row)
         await session.commit()
     async with checkstack_host.db.session() as session:
         row = await session.get(GreetingTemplate, 1)
@@ -180,5 +183,5 @@ def test_concurrent_first_starts_on_one_sqlite_file_migrate_once(tmp_path):
     ]
     outputs = [p.communicate(timeout=120) for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
-    applied = [out for out, _ in outputs if "hello: hello_0001" in out]
+    applied = [out for out, _ in outputs if "hello: hello_0001, hello_0002" in out]
     assert len(applied) == 1, outputs
