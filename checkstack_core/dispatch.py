@@ -67,6 +67,41 @@ def _lookup(data: Any, dotted: str) -> Any:
     return data
 
 
+def _nul_path(value: Any, path: list[str | int]) -> list[str | int] | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return [*path, key]
+            found = _nul_path(item, [*path, key])
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, [*path, index])
+            if found is not None:
+                return found
+    return None
+
+
+def _reject_nul(raw: Any) -> None:
+    """Refuse text holding NUL characters, which PostgreSQL cannot store (a 500 otherwise).
+
+    Re-encoding is a fast C pass; the walk for the path runs only when one is there.
+    """
+    try:
+        encoded = msgspec.json.encode(raw)
+    except (TypeError, msgspec.EncodeError):
+        return  # not JSON-shaped: validation will say so
+    if b"\\u0000" in encoded:  # also matches an escaped backslash before "u0000": confirm
+        path = _nul_path(raw, [])
+        if path is not None:
+            raise validation_error(
+                [{"message": "Text must not contain NUL characters", "path": path}]
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class GuardedRule:
     """A rule tied to individual resources, with what the dispatcher needs to enforce it."""
@@ -160,18 +195,20 @@ class Dispatcher:
         request: RequestInfo,
         *,
         request_id: str | None = None,
-        validated: bool = False,
+        principal: Principal | None = None,
     ) -> CallResult:
         """Run a call or an atomic batch for a protocol adapter. Raises :class:`RpcError`.
 
-        ``calls`` are (procedure name, raw JSON input) pairs in request order.
+        ``calls`` are (procedure name, raw JSON input) pairs in request order. ``principal``
+        skips authentication for a caller the adapter already knows (tests, in-process tools).
         """
         loaded = self.plugin(plugin_id)
         if not calls:
             raise BadRequest("Empty batch: name at least one procedure")
         if len(calls) > MAX_BATCH:
             raise PayloadTooLarge(f"Batch of {len(calls)} calls exceeds the limit of {MAX_BATCH}")
-        principal = await self.authenticate(request)
+        if principal is None:
+            principal = await self.authenticate(request)
         response = ResponseExtras()
         uow = UnitOfWork(self.host)
 
@@ -291,6 +328,8 @@ class Dispatcher:
             if raw not in (None, {}):
                 raise validation_error([{"message": "This procedure takes no input", "path": []}])
             return None
+        if raw is not None:
+            _reject_nul(raw)
         try:
             return msgspec.convert({} if raw is None else raw, procedure.input)
         except msgspec.ValidationError as error:

@@ -493,3 +493,16 @@ async def test_events_of_a_rolled_back_batch_are_never_emitted(
     assert seen == []
     await post(checkstack_http, "notes", {"createNote": {"title": "z"}}, admin)
     assert seen == ["notes.note.created"]
+
+
+async def test_nul_characters_are_refused_but_a_literal_backslash_u_is_not(
+    checkstack_http, checkstack_auth
+):
+    admin = checkstack_auth.admin()
+    response = await post(checkstack_http, "hello", {"getGreeting": {"name": "a\x00b"}}, admin)
+    body = assert_error(response, 400, "BAD_REQUEST", "Input validation failed")
+    assert body["data"]["issues"] == [
+        {"message": "Text must not contain NUL characters", "path": ["name"]}
+    ]
+    literal = await post(checkstack_http, "hello", {"getGreeting": {"name": "\\u0000"}}, admin)
+    assert literal.json() == {"getGreeting": {"message": "Hello, \\u0000!"}}

@@ -135,7 +135,7 @@ class GetWindowsInput(Schema):
     from_: Time | None = msgspec.field(default=None, name="from")
     to: Time | None = None
     limit: Annotated[int, Meta(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
-    offset: Annotated[int, Meta(ge=0)] = 0
+    offset: Annotated[int, Meta(ge=0, le=1_000_000_000)] = 0
 
 
 class WindowId(Schema):
