@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -115,6 +115,9 @@ async def group_row(session: AsyncSession, group_id: str) -> GroupRow:
     return row
 
 
+NamedRow = TypeVar("NamedRow", SystemRow, GroupRow)
+
+
 async def _unique_name(
     session: AsyncSession, model: type[SystemRow] | type[GroupRow], name: str, own_id: str | None
 ) -> str:
@@ -141,6 +144,47 @@ async def _flush_named(
         await session.flush()
     except IntegrityError as exc:
         raise _name_conflict(model, name) from exc
+
+
+async def _insert_named(
+    session: AsyncSession, model: type[NamedRow], input: NewSystem | NewGroup
+) -> NamedRow:
+    """A new system or group row from ``input``, inserted (names checked for uniqueness)."""
+    name = clean_name(input.name)
+    now = utcnow()
+    row = model(
+        id=str(uuid.uuid4()),
+        name=name,
+        name_key=await _unique_name(session, model, name, None),
+        description=clean_description(input.description),
+        meta=check_metadata(input.metadata),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await _flush_named(session, model, name)
+    return row
+
+
+async def _named_changes(
+    session: AsyncSession, row: SystemRow | GroupRow, input: SystemUpdate | GroupUpdate
+) -> dict[str, Any]:
+    """The column changes ``input`` asks of ``row``: only fields present and different."""
+    changes: dict[str, Any] = {}
+    if input.name is not msgspec.UNSET:
+        name = clean_name(input.name)
+        if name != row.name:
+            changes["name"] = name
+            changes["name_key"] = await _unique_name(session, type(row), name, row.id)
+    if input.description is not msgspec.UNSET:
+        description = clean_description(input.description)
+        if description != row.description:
+            changes["description"] = description
+    if input.metadata is not msgspec.UNSET and check_metadata(input.metadata) != row.meta:
+        changes["meta"] = input.metadata
+    for field, value in changes.items():
+        setattr(row, field, value)
+    return changes
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -272,20 +316,7 @@ async def resolve_systems(ctx: Context, ids: list[str]) -> ResolvedSystems:
 
 
 async def create_system(ctx: Context, input: NewSystem) -> System:
-    session = ctx.session
-    name = clean_name(input.name)
-    now = utcnow()
-    row = SystemRow(
-        id=str(uuid.uuid4()),
-        name=name,
-        name_key=await _unique_name(session, SystemRow, name, None),
-        description=clean_description(input.description),
-        meta=check_metadata(input.metadata),
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    await _flush_named(session, SystemRow, name)
+    row = await _insert_named(ctx.session, SystemRow, input)
     await ctx.emit(SYSTEM_CREATED, {"systemId": row.id, "systemName": row.name})
     return _system(row, [])
 
@@ -294,21 +325,7 @@ async def update_system(ctx: Context, input: SystemUpdate) -> System:
     """Change only the fields present in ``input``; nothing changed means no event."""
     session = ctx.session
     row = await system_row(session, input.id)
-    changes: dict[str, Any] = {}
-    if input.name is not msgspec.UNSET:
-        name = clean_name(input.name)
-        if name != row.name:
-            changes["name"] = name
-            changes["name_key"] = await _unique_name(session, SystemRow, name, row.id)
-    if input.description is not msgspec.UNSET:
-        description = clean_description(input.description)
-        if description != row.description:
-            changes["description"] = description
-    if input.metadata is not msgspec.UNSET and check_metadata(input.metadata) != row.meta:
-        changes["meta"] = input.metadata
-    if changes:
-        for field, value in changes.items():
-            setattr(row, field, value)
+    if await _named_changes(session, row, input):
         row.updated_at = utcnow()
         session.add(row)
         await _flush_named(session, SystemRow, row.name)
@@ -365,20 +382,7 @@ async def get_group(ctx: Context, group_id: str) -> Group:
 
 
 async def create_group(ctx: Context, input: NewGroup) -> Group:
-    session = ctx.session
-    name = clean_name(input.name)
-    now = utcnow()
-    row = GroupRow(
-        id=str(uuid.uuid4()),
-        name=name,
-        name_key=await _unique_name(session, GroupRow, name, None),
-        description=clean_description(input.description),
-        meta=check_metadata(input.metadata),
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    await _flush_named(session, GroupRow, name)
+    row = await _insert_named(ctx.session, GroupRow, input)
     await ctx.emit(GROUP_CREATED, {"groupId": row.id, "groupName": row.name})
     return _group(row, [])
 
@@ -387,21 +391,7 @@ async def update_group(ctx: Context, input: GroupUpdate) -> Group:
     """Change only the fields present in ``input``; nothing changed means no event."""
     session = ctx.session
     row = await group_row(session, input.id)
-    changes: dict[str, Any] = {}
-    if input.name is not msgspec.UNSET:
-        name = clean_name(input.name)
-        if name != row.name:
-            changes["name"] = name
-            changes["name_key"] = await _unique_name(session, GroupRow, name, row.id)
-    if input.description is not msgspec.UNSET:
-        description = clean_description(input.description)
-        if description != row.description:
-            changes["description"] = description
-    if input.metadata is not msgspec.UNSET and check_metadata(input.metadata) != row.meta:
-        changes["meta"] = input.metadata
-    if changes:
-        for field, value in changes.items():
-            setattr(row, field, value)
+    if await _named_changes(session, row, input):
         await _touch_group(ctx, row)
         await _flush_named(session, GroupRow, row.name)
     return await get_group(ctx, row.id)
