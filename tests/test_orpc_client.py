@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,34 +83,15 @@ def run_node_tests(node: str, env: dict[str, str]) -> tuple[dict[str, int], str]
 class FixtureServer(RunningServer):
     """``fixture_server.py`` as a process: hello, the test plugins and fixed API keys."""
 
-    def start(self) -> FixtureServer:
-        log = open(self.log_path, "ab")  # noqa: SIM115  (kept open for the child's lifetime)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(CLIENT_DIR / "fixture_server.py"),
-                "--port",
-                str(self.port),
-                "--database-url",
-                self.database_url,
-            ],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Server exited with {self.process.returncode}:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"Server not ready after {self.startup_timeout} s:\n{self.logs()}")
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            str(CLIENT_DIR / "fixture_server.py"),
+            "--port",
+            str(self.port),
+            "--database-url",
+            self.database_url,
+        ]
 
 
 @pytest.fixture

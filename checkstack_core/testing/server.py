@@ -40,13 +40,17 @@ class RunningServer:
         self.log_path = workdir / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        """The process to run; override to serve something else on ``self.port``."""
+        return [sys.executable, "-m", "checkstack_core", "serve", "--port", str(self.port)]
+
     def start(self) -> RunningServer:
         """Start the process and wait until ``/readyz`` answers 200."""
         env = {**os.environ, "CHECKSTACK_DATABASE_URL": self.database_url, **self.extra_env}
         env.pop("CHECKSTACK_CONFIG", None)
         log = open(self.log_path, "ab")  # noqa: SIM115  (kept open for the child's lifetime)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "checkstack_core", "serve", "--port", str(self.port)],
+            self.command(),
             cwd=self.workdir,
             env=env,
             stdout=log,
