@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from . import sqlite_driver
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Execution option naming how a SQLite transaction begins: ``None`` (no transaction: each
 #: statement commits on its own), ``"DEFERRED"`` or ``"IMMEDIATE"``.
@@ -131,6 +133,8 @@ class Database:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout)
         if self.dialect == "postgresql":
             options.update(pool_pre_ping=True)
+        else:
+            options.update(module=sqlite_driver.dbapi())
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
