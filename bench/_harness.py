@@ -115,6 +115,12 @@ class LoadResult:
     p50_ms: float | None = None
     p99_ms: float | None = None
     max_ms: float | None = None
+    #: Seconds the server needed after the run to answer ``settle_url`` promptly again (when
+    #: asked to measure it). A generator cannot judge requests still unanswered when it stops;
+    #: a server still busy long after the load ended had requests hanging inside.
+    drain_s: float | None = None
+    #: The per-request timeout the run used (the limit ``drain_s`` is held to).
+    timeout: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -129,8 +135,17 @@ class LoadResult:
         """Everything that is not a good answer: error statuses, socket errors, timeouts."""
         return self.non2xx + self.socket_errors + self.timeouts
 
+    @property
+    def hung(self) -> bool:
+        """Whether the server was still busy for longer than the timeout after the run."""
+        return self.drain_s is not None and self.drain_s > self.timeout
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) or self.hung
+
     def problems(self) -> str:
-        """A short description of the errors (empty when there were none)."""
+        """A short description of what went wrong (empty when nothing did)."""
         parts = [
             f"{count} {label}"
             for count, label in (
@@ -142,6 +157,8 @@ class LoadResult:
             )
             if count
         ]
+        if self.hung:
+            parts.append(f"server still busy {self.drain_s:.0f} s after the run (hung requests)")
         return ", ".join(parts)
 
 
@@ -332,18 +349,39 @@ def load(
     connections: int = 32,
     duration: float = 5.0,
     timeout: float = DEFAULT_TIMEOUT,
+    settle_url: str | None = None,
     generator: str | None = None,
 ) -> LoadResult:
     """Send POSTs of ``body`` to ``url`` for ``duration`` seconds over ``connections``.
 
-    A request without an answer after ``timeout`` seconds counts as a timeout (its connection
-    is replaced); error statuses, socket errors and timeouts are all counted in the result.
+    A request without an answer after ``timeout`` seconds counts as a timeout; error statuses,
+    socket errors and timeouts are all counted in the result. ``settle_url``: afterwards, wait
+    until a GET of it answers 200 within a second and record how long that took (``drain_s``),
+    so that requests still stuck in the server are seen and do not weigh on the next run.
     """
     generator = generator or ("wrk" if shutil.which("wrk") else "python")
     headers = dict(headers or {})
     if generator == "wrk":
-        return _wrk_load(url, body, headers, connections, duration, timeout)
-    return asyncio.run(_python_load(url, body, headers, connections, duration, timeout))
+        result = _wrk_load(url, body, headers, connections, duration, timeout)
+    else:
+        result = asyncio.run(_python_load(url, body, headers, connections, duration, timeout))
+    result.timeout = timeout
+    if settle_url is not None:
+        result.drain_s = settle(settle_url)
+    return result
+
+
+def settle(url: str, *, limit: float = 180.0) -> float:
+    """Wait until a GET of ``url`` answers 200 within a second; return the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer promptly again within {limit:.0f} s")
 
 
 def generator_name() -> str:

@@ -7,8 +7,6 @@
 - :func:`list_procedures`: the list procedures of the running server, found in its OpenAPI
   document rather than hard-coded: queries named ``get...`` that need no input and answer an
   object with a required array property;
-- :func:`settle`: wait until an overloaded server has drained what it still had queued, so one
-  measurement's stuck requests do not spill into the next one.
 
 Everything goes through HTTP, as a client of the server would: nothing here depends on how the
 server reads its database or authenticates.
@@ -17,7 +15,6 @@ server reads its database or authenticates.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -237,17 +234,3 @@ def list_procedures(url: str) -> list[ListProcedure]:
             ListProcedure(parts[1], parts[2], access["caller"], frozenset(access["rules"]))
         )
     return found
-
-
-def settle(url: str, *, limit: float = 120.0) -> float:
-    """Wait until ``/readyz`` answers 200 within a second (an overloaded server has drained);
-    return the seconds waited."""
-    started = time.monotonic()
-    while time.monotonic() - started < limit:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not recover within {limit:.0f} s")

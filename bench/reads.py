@@ -46,7 +46,6 @@ from _stack import (
     database,
     list_procedures,
     prepare,
-    settle,
 )
 
 SYSTEMS_BODY = b'{"getSystems": {}}'
@@ -70,7 +69,7 @@ class Series:
 
     @property
     def problems(self) -> str:
-        return "; ".join(r.problems() for r in self.results if r.errors)
+        return "; ".join(r.problems() for r in self.results if r.failed)
 
     def cell(self) -> str:
         p99 = f"{self.p99:8.1f}" if self.p99 is not None else "       -"
@@ -182,14 +181,10 @@ def _load(
         connections=connections,
         duration=args.seconds,
         timeout=args.timeout,
+        settle_url=f"{base}/readyz",
     )
-    if result.errors:
+    if result.failed:
         print(f"    !!! {procedure.label} ({caller}): {result.problems()}", flush=True)
-    # An overloaded server may still be working off queued requests: wait until it answers
-    # promptly again, so they do not slow down the next measurement.
-    waited = settle(base)
-    if waited > 2:
-        print(f"    (server needed {waited:.0f} s to drain after {procedure.label})", flush=True)
     return result
 
 
