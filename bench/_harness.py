@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -386,3 +387,30 @@ def settle(url: str, *, limit: float = 180.0) -> float:
 
 def generator_name() -> str:
     return "wrk" if shutil.which("wrk") else "python asyncio client"
+
+
+#: An exception line closing a traceback: ``sqlalchemy.exc.TimeoutError: QueuePool limit...``.
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.*)")
+_ERROR_RECORD = re.compile(r" (?:ERROR|CRITICAL) (?:\[[0-9a-f-]*\] )?(.*)")
+
+
+def logged_errors(*logs: Path) -> Counter[str]:
+    """What servers logged at ERROR and the exceptions of their tracebacks, counted by message
+    (timestamps and request ids left out, so that one cause is one line)."""
+    found: Counter[str] = Counter()
+    for path in logs:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            match = _EXCEPTION_LINE.match(line) or _ERROR_RECORD.search(line)
+            if match:
+                found[" ".join(match.groups())[:160]] += 1
+    return found
+
+
+def print_logged_errors(found: Counter[str], *, limit: int = 6) -> None:
+    if not found:
+        return
+    print(f"\n!!! the servers logged {sum(found.values())} errors and exceptions; most frequent:")
+    for message, count in found.most_common(limit):
+        print(f"  {count:6d} x {message}")

@@ -23,12 +23,22 @@ ends: the server must answer ``/readyz`` promptly again within that time) and p9
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from _harness import DEFAULT_TIMEOUT, LoadResult, generator_name, load, server
+from _harness import (
+    DEFAULT_TIMEOUT,
+    LoadResult,
+    generator_name,
+    load,
+    logged_errors,
+    print_logged_errors,
+    server,
+)
 from _stack import ANONYMOUS, DEFAULT_POSTGRES_URL, KEY, database, list_procedures, prepare
 
 
@@ -58,34 +68,40 @@ class Row:
         return "FAIL" if self.failures else "PASS"
 
 
-def _run_database(kind: str, args: argparse.Namespace) -> list[Row]:
-    workdir = Path(tempfile.mkdtemp(prefix="checkstack-acceptance-"))
-    rows: list[Row] = []
-    with database(kind, workdir, args.postgres_url) as database_url:
-        env = {"CHECKSTACK_DATABASE_URL": database_url, "CHECKSTACK_STRICT_PLUGINS": "1"}
-        log = workdir / "server.log"
-        with server("checkstack_core.app:_factory", env, ready_path="/readyz", log=log) as url:
-            stack = prepare(url)
-            for procedure in list_procedures(url):
-                for caller in (ANONYMOUS, KEY):
-                    if not procedure.readable_by(caller, stack):
-                        rows.append(Row(kind, procedure.label, caller, None, args.p99_ms))
-                        continue
-                    result = load(
-                        f"{url}/api/{procedure.plugin}/",
-                        procedure.body,
-                        stack.headers(caller),
-                        connections=args.connections,
-                        duration=args.seconds,
-                        timeout=args.timeout,
-                        # Requests still stuck in the server are seen, and do not weigh on
-                        # the next row.
-                        settle_url=f"{url}/readyz",
-                    )
-                    row = Row(kind, procedure.label, caller, result, args.p99_ms)
-                    rows.append(row)
-                    print(_line(row), flush=True)
-    return rows
+def _run_database(kind: str, args: argparse.Namespace, logged: Counter[str]) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="checkstack-acceptance-") as tmp:
+        workdir = Path(tmp)
+        rows: list[Row] = []
+        with database(kind, workdir, args.postgres_url) as database_url:
+            env = {
+                "CHECKSTACK_DATABASE_URL": database_url,
+                "CHECKSTACK_STRICT_PLUGINS": "1",
+                "CHECKSTACK_SECRET_KEY": secrets.token_urlsafe(32),
+            }
+            log = workdir / "server.log"
+            with server("checkstack_core.app:_factory", env, ready_path="/readyz", log=log) as url:
+                stack = prepare(url)
+                for procedure in list_procedures(url):
+                    for caller in (ANONYMOUS, KEY):
+                        if not procedure.readable_by(caller, stack):
+                            rows.append(Row(kind, procedure.label, caller, None, args.p99_ms))
+                            continue
+                        result = load(
+                            f"{url}/api/{procedure.plugin}/",
+                            procedure.body,
+                            stack.headers(caller),
+                            connections=args.connections,
+                            duration=args.seconds,
+                            timeout=args.timeout,
+                            # Requests still stuck in the server are seen, and do not weigh on
+                            # the next row.
+                            settle_url=f"{url}/readyz",
+                        )
+                        row = Row(kind, procedure.label, caller, result, args.p99_ms)
+                        rows.append(row)
+                        print(_line(row), flush=True)
+            logged.update(logged_errors(log))
+        return rows
 
 
 def _line(row: Row) -> str:
@@ -131,8 +147,9 @@ def main() -> None:
     )
     print(header, flush=True)
     rows: list[Row] = []
+    logged: Counter[str] = Counter()
     for kind in kinds:
-        rows += _run_database(kind, args)
+        rows += _run_database(kind, args, logged)
 
     print("\nsummary")
     print(header)
@@ -140,6 +157,7 @@ def main() -> None:
         print(_line(row))
     failed = [row for row in rows if row.verdict == "FAIL"]
     measured = [row for row in rows if row.result is not None]
+    print_logged_errors(logged)
     print()
     if failed:
         print(f"FAIL: {len(failed)} of {len(measured)} rows failed")

@@ -32,11 +32,20 @@ import secrets
 import statistics
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from _harness import DEFAULT_TIMEOUT, LoadResult, generator_name, load, server
+from _harness import (
+    DEFAULT_TIMEOUT,
+    LoadResult,
+    generator_name,
+    load,
+    logged_errors,
+    print_logged_errors,
+    server,
+)
 from _stack import (
     ANONYMOUS,
     DEFAULT_POSTGRES_URL,
@@ -127,42 +136,37 @@ def _extras(procedures: list[ListProcedure], stack: Stack) -> list[ListProcedure
 
 def _run_database(
     kind: str, args: argparse.Namespace, comparisons: list[Comparison], extras: list[Extra]
-) -> list[str]:
-    """Measure on one kind of database; returns the error lines the servers logged."""
-    workdir = Path(tempfile.mkdtemp(prefix="checkstack-reads-"))
-    with database(kind, workdir, args.postgres_url) as database_url:
-        env = {
-            "CHECKSTACK_DATABASE_URL": database_url,
-            "CHECKSTACK_STRICT_PLUGINS": "1",
-            "CHECKSTACK_SECRET_KEY": secrets.token_urlsafe(32),
-        }
-        logs = (workdir / "checkstack.log", workdir / "bare.log")
-        with server(
-            "checkstack_core.app:_factory", env, ready_path="/readyz", log=logs[0]
-        ) as checkstack:
-            stack = prepare(checkstack)
-            procedures = list_procedures(checkstack)
-            with server("_apps:bare_reads_app", env, log=logs[1]) as bare:
-                _same_answer(checkstack, bare, stack)
-                for connections in args.connections:
-                    print(f"-- {kind}, {connections} connections", flush=True)
-                    _compare(kind, connections, checkstack, bare, stack, args, comparisons)
-                    for procedure in _extras(procedures, stack):
-                        for caller in (ANONYMOUS, KEY):
-                            if not procedure.readable_by(caller, stack):
-                                continue
-                            extra = Extra(kind, connections, procedure.label, caller)
-                            extra.series.results.append(
-                                _load(checkstack, procedure, stack, caller, connections, args)
-                            )
-                            extras.append(extra)
-        return [
-            f"{path.name}: {line}"
-            for path in logs
-            if path.exists()
-            for line in path.read_text(errors="replace").splitlines()
-            if "ERROR" in line or "Traceback" in line
-        ]
+) -> Counter[str]:
+    """Measure on one kind of database; returns what the servers logged as errors."""
+    with tempfile.TemporaryDirectory(prefix="checkstack-reads-") as tmp:
+        workdir = Path(tmp)
+        with database(kind, workdir, args.postgres_url) as database_url:
+            env = {
+                "CHECKSTACK_DATABASE_URL": database_url,
+                "CHECKSTACK_STRICT_PLUGINS": "1",
+                "CHECKSTACK_SECRET_KEY": secrets.token_urlsafe(32),
+            }
+            logs = (workdir / "checkstack.log", workdir / "bare.log")
+            with server(
+                "checkstack_core.app:_factory", env, ready_path="/readyz", log=logs[0]
+            ) as checkstack:
+                stack = prepare(checkstack)
+                procedures = list_procedures(checkstack)
+                with server("_apps:bare_reads_app", env, log=logs[1]) as bare:
+                    _same_answer(checkstack, bare, stack)
+                    for connections in args.connections:
+                        print(f"-- {kind}, {connections} connections", flush=True)
+                        _compare(kind, connections, checkstack, bare, stack, args, comparisons)
+                        for procedure in _extras(procedures, stack):
+                            for caller in (ANONYMOUS, KEY):
+                                if not procedure.readable_by(caller, stack):
+                                    continue
+                                extra = Extra(kind, connections, procedure.label, caller)
+                                extra.series.results.append(
+                                    _load(checkstack, procedure, stack, caller, connections, args)
+                                )
+                                extras.append(extra)
+            return logged_errors(*logs)
 
 
 def _load(
@@ -201,8 +205,10 @@ def _compare(
     pairs = [Comparison(kind, connections, caller) for caller in (ANONYMOUS, KEY)]
     comparisons.extend(pairs)
     warm = argparse.Namespace(**{**vars(args), "seconds": 1})
+    print("    (warm-up)", flush=True)
     for base in (bare, checkstack):
         _load(base, systems, stack, KEY, connections, warm)
+    print("    (measuring)", flush=True)
     for _ in range(args.rounds):
         for pair in pairs:
             pair.bare.results.append(_load(bare, systems, stack, pair.caller, connections, args))
@@ -272,14 +278,11 @@ def main() -> None:
     )
     comparisons: list[Comparison] = []
     extras: list[Extra] = []
-    logged: list[str] = []
+    logged: Counter[str] = Counter()
     for kind in kinds:
         logged += _run_database(kind, args, comparisons, extras)
     failed = _report(comparisons, extras)
-    if logged:
-        print(f"\nthe servers logged {len(logged)} error lines; the first distinct ones:")
-        for line in list(dict.fromkeys(logged))[:5]:
-            print(f"  {line[:200]}")
+    print_logged_errors(logged)
     if failed:
         print("\n" + "!" * 78)
         print("!!! THIS RUN HAD ERRORS (see '!!!' above): the figures marked are not clean.")
