@@ -408,3 +408,23 @@ async def test_repeated_unrelated_cookies_are_fine(checkstack_http) -> None:
         "/api/hostile/", json={"echo": {}}, headers=[*headers, ("origin", "http://testserver")]
     )
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("value", ["evil\x00agent", "a\x01b", "a\x7fb"])
+async def test_control_characters_in_request_headers(checkstack_http, value: str) -> None:
+    headers = {"user-agent": value, "content-type": "application/json"}
+    documented_error(
+        await checkstack_http.post("/api/hostile/", json={"echo": {}}, headers=headers),
+        400,
+        "BAD_REQUEST",
+    )
+    orpc_error(
+        await checkstack_http.post("/api/hostile/echo", json={}, headers=headers),
+        400,
+        "BAD_REQUEST",
+    )
+
+
+async def test_the_plugin_report_refuses_two_authorizations(checkstack_http) -> None:
+    response = await checkstack_http.get("/api/plugins", headers=TWO_AUTHORIZATIONS)
+    documented_error(response, 400, "BAD_REQUEST")

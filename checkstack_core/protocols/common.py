@@ -32,7 +32,7 @@ PLATFORM_COOKIE_PREFIX = "checkstack"
 # Control characters a header value must not hold (HTAB is allowed by RFC 9110). Values can be
 # stored (a session's user agent) and logged; NUL cannot even be stored by PostgreSQL.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 
@@ -91,7 +91,7 @@ def scope_info(scope: Any) -> RequestInfo:
         return cached
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     # HTTP/2 may split cookies over several headers: read them all, not only the last one.
-    cookie_values = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"cookie"]
+    cookie_values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"cookie"]
     cookie_header = "; ".join(cookie_values) if len(cookie_values) > 1 else headers.get("cookie")
     client = scope.get("client")
     info = scope[_INFO_KEY] = RequestInfo(
@@ -158,16 +158,17 @@ def check_request(scope: Scope, info: RequestInfo, base_url: str | None, *, writ
       when it is :func:`cookie_authenticated`, FORBIDDEN if the browser says it comes from
       another site (:func:`check_origin`).
     """
-    authorizations = 0
-    for name, value in scope["headers"]:
-        if _CONTROL_BYTES.search(value) is not None:
-            raise BadRequest("A header value holds control characters")
-        if name.lower() == b"authorization":
-            authorizations += 1
-    if authorizations > 1:
+    headers = scope["headers"]  # ASGI lower-cases the names
+    # One C pass over all values deleting control bytes (a regex search is ~3x slower and one
+    # pass per header more still, on every request).
+    values = b"".join([value for _name, value in headers])
+    if len(values.translate(None, _CONTROL_BYTES)) != len(values):
+        raise BadRequest("A header value holds control characters")
+    names = [name for name, _value in headers]
+    if names.count(b"authorization") > 1:
         raise BadRequest("More than one Authorization header: send exactly one")
-    cookie_values = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"cookie"]
-    check_cookies(cookie_values)
+    if b"cookie" in names:
+        check_cookies(v.decode("latin-1") for k, v in headers if k == b"cookie")
     if writes:
         check_json(info)
         if cookie_authenticated(info):
