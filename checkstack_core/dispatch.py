@@ -34,6 +34,7 @@ from .errors import (
     Unauthorized,
     validation_error,
 )
+from .limits import datetime_issues
 
 if TYPE_CHECKING:
     from .host import Host, LoadedPlugin
@@ -105,21 +106,23 @@ def _nul_path(value: Any, path: list[str | int]) -> list[str | int] | None:
     return None
 
 
-def _reject_nul(raw: Any) -> None:
+def _reject_nul(raw: Any) -> bytes | None:
     """Refuse text holding NUL characters, which PostgreSQL cannot store (a 500 otherwise).
 
-    Re-encoding is a fast C pass; the walk for the path runs only when one is there.
+    Re-encoding is a fast C pass; the walk for the path runs only when one is there. Returns the
+    encoded input for the other checks on its text (``None`` when it is not JSON-shaped).
     """
     try:
         encoded = msgspec.json.encode(raw)
     except (TypeError, msgspec.EncodeError):
-        return  # not JSON-shaped: validation will say so
+        return None  # not JSON-shaped: validation will say so
     if b"\\u0000" in encoded:  # also matches an escaped backslash before "u0000": confirm
         path = _nul_path(raw, [])
         if path is not None:
             raise validation_error(
                 [{"message": "Text must not contain NUL characters", "path": path}]
             )
+    return encoded
 
 
 def database_busy() -> ServiceUnavailable:
@@ -376,12 +379,16 @@ class Dispatcher:
             if raw not in (None, {}):
                 raise validation_error([{"message": "This procedure takes no input", "path": []}])
             return None
-        if raw is not None:
-            _reject_nul(raw)
+        encoded = _reject_nul(raw) if raw is not None else None
         try:
-            return msgspec.convert({} if raw is None else raw, procedure.input)
+            value = msgspec.convert({} if raw is None else raw, procedure.input)
         except msgspec.ValidationError as error:
             raise validation_error(validation_issues(error)) from None
+        # Times a handler could not convert to UTC or compute with (year 1 or 9999).
+        issues = datetime_issues(encoded, value) if encoded is not None else []
+        if issues:
+            raise validation_error(issues)
+        return value
 
     async def _precheck(
         self,
