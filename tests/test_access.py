@@ -170,3 +170,15 @@ async def test_guests_without_a_filtered_rule_must_authenticate(
     checkstack_auth.grant("ops", NOTE, "n1", "read")
     checkstack_auth.set_team_only(NOTE, "n1")
     assert [n["id"] for n in (await guest.call("notes", "publicNotes"))["notes"]] == ["n2", "n3"]
+
+
+async def test_two_global_rules_combine_with_and(checkstack_client, checkstack_auth):
+    archive = "notes.archive.manage"
+    only_first = checkstack_client(checkstack_auth.user(MANAGE))
+    with pytest.raises(Forbidden, match=r"Missing access: notes\.archive\.manage"):
+        await only_first.call("notes", "archiveNotes")
+    only_second = checkstack_client(checkstack_auth.user(archive))
+    with pytest.raises(Forbidden, match=r"Missing access: notes\.notes\.manage"):
+        await only_second.call("notes", "archiveNotes")
+    both = checkstack_client(checkstack_auth.user(MANAGE, archive))
+    assert await both.call("notes", "archiveNotes") == {"count": 0}
