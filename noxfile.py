@@ -43,7 +43,14 @@ def tests_postgres(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """Only the end-to-end tests (real server processes, client examples, oRPC client)."""
     _sync(session)
-    session.run("pytest", "-m", "e2e", *session.posargs)
+    session.run(
+        "pytest",
+        "-m",
+        "e2e",
+        *session.posargs,
+        # Needing node, npm or curl is no reason to skip here: fail instead.
+        env={"CHECKSTACK_REQUIRED_TOOLS": "node,npm,curl"},
+    )
 
 
 @nox.session

@@ -12,12 +12,21 @@ Fixtures a plugin author needs (``pytest --fixtures`` shows their docs):
 Databases: SQLite by default; PostgreSQL with ``--checkstack-db-url`` or
 ``CHECKSTACK_TEST_DATABASE_URL`` (a fresh database per test).
 
+``checkstack_server`` waits up to 60 s for the server to be ready; ``--checkstack-server-timeout``
+or ``CHECKSTACK_TEST_SERVER_TIMEOUT`` changes that.
+
+``--checkstack-require-tool node`` (repeatable) or ``CHECKSTACK_REQUIRED_TOOLS=node,npm,curl``
+makes the run fail at once when a tool is not on ``PATH``, and turns a test skipped for want of
+one into a failure: CI sets it so tests needing the tools cannot silently skip.
+
 Imports are deferred into the fixtures so that loading this plugin costs nothing.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +56,55 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Run Checkstack tests on this database server (e.g. postgresql+asyncpg://"
         "postgres@127.0.0.1/test); default SQLite. Env: CHECKSTACK_TEST_DATABASE_URL.",
     )
+    group.addoption(
+        "--checkstack-server-timeout",
+        type=float,
+        default=None,
+        help="Seconds checkstack_server waits for a started server to be ready (default 60). "
+        "Env: CHECKSTACK_TEST_SERVER_TIMEOUT.",
+    )
+    group.addoption(
+        "--checkstack-require-tool",
+        action="append",
+        default=[],
+        metavar="TOOL",
+        help="Fail when TOOL (e.g. node, npm, curl) is not on PATH, and fail tests skipped for "
+        "want of it instead of skipping them. Repeatable. Env: CHECKSTACK_REQUIRED_TOOLS "
+        "(comma-separated).",
+    )
+
+
+def required_tools(config: pytest.Config) -> list[str]:
+    """The tools this run must have (``--checkstack-require-tool``, CHECKSTACK_REQUIRED_TOOLS)."""
+    named = [*config.getoption("--checkstack-require-tool")]
+    named += os.environ.get("CHECKSTACK_REQUIRED_TOOLS", "").split(",")
+    return list(dict.fromkeys(tool.strip() for tool in named if tool.strip()))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = [tool for tool in required_tools(config) if shutil.which(tool) is None]
+    if missing:
+        raise pytest.UsageError(
+            "Required tools are not on PATH: " + ", ".join(missing) + " (they were required by "
+            "--checkstack-require-tool or CHECKSTACK_REQUIRED_TOOLS; install them)"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    tools = required_tools(item.config)
+    if not tools or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+    named = [t for t in tools if re.search(rf"(?<![\w-]){re.escape(t)}(?![\w-])", reason, re.I)]
+    if named:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"Skipped for want of a required tool ({', '.join(named)}): {reason}\n"
+            "The run requires it (--checkstack-require-tool / CHECKSTACK_REQUIRED_TOOLS)."
+        )
 
 
 @pytest.fixture
@@ -178,15 +236,38 @@ def checkstack_server_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def checkstack_server_timeout(request: pytest.FixtureRequest) -> float:
+    """Seconds ``checkstack_server`` waits for ``/readyz``: ``--checkstack-server-timeout``,
+    else ``CHECKSTACK_TEST_SERVER_TIMEOUT``, else 60."""
+    from .server import startup_timeout_from_env
+
+    option = request.config.getoption("--checkstack-server-timeout")
+    if option is not None:
+        if not option > 0:
+            raise pytest.UsageError("--checkstack-server-timeout must be positive")
+        return float(option)
+    return startup_timeout_from_env()
+
+
+@pytest.fixture
 def checkstack_server(
-    checkstack_database_url: str, checkstack_server_env: dict[str, str], tmp_path: Path
+    checkstack_database_url: str,
+    checkstack_server_env: dict[str, str],
+    checkstack_server_timeout: float,
+    tmp_path: Path,
 ) -> Iterator[RunningServer]:
-    """A real ``checkstack serve`` process on a free loopback port, serving every installed
-    plugin on the test database; ``.url``, ``.logs()``, ``.stop()``, ``.start()``."""
+    """A real ``checkstack serve`` process on a loopback port it holds from the start (no race),
+    serving every installed plugin on the test database; ``.url``, ``.logs()``, ``.stop()``,
+    ``.start()`` (a restart keeps the port). Waits ``checkstack_server_timeout`` to be ready."""
     from .server import RunningServer
 
-    server = RunningServer(checkstack_database_url, tmp_path, checkstack_server_env).start()
+    server = RunningServer(
+        checkstack_database_url,
+        tmp_path,
+        checkstack_server_env,
+        startup_timeout=checkstack_server_timeout,
+    )
     try:
-        yield server
+        yield server.start()
     finally:
-        server.stop()
+        server.close()
