@@ -5,6 +5,8 @@ Fixtures a plugin author needs (``pytest --fixtures`` shows their docs):
 - ``checkstack_plugins`` — override it to choose the plugins under test (default: only the core);
 - ``checkstack_host`` — a started host with those plugins on a temporary database;
 - ``checkstack_auth`` — in-memory principals, teams and grants (when no auth plugin is loaded);
+- ``checkstack_access`` — users, applications, teams and grants on whichever backend is in force
+  (``MemoryAuth`` or the real auth plugin), so one access test can run over both;
 - ``checkstack_client`` — ``checkstack_client(caller=None)`` → an ``AsyncCheckstackClient``
   over HTTP (in process, ASGI) as that caller; ``checkstack_http`` — a raw ``httpx.AsyncClient``;
 - ``checkstack_server`` — a real ``checkstack serve`` process (installed plugins), end to end.
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from ..client import AsyncCheckstackClient
     from ..host import Host
     from ..settings import Settings
+    from .access import AccessCaller, AccessKit
     from .memory_auth import Caller, MemoryAuth
     from .server import RunningServer
 
@@ -187,6 +190,21 @@ async def checkstack_host(
 
 
 @pytest.fixture
+def checkstack_access(checkstack_host: Host, checkstack_auth: MemoryAuth) -> AccessKit:
+    """Arrange access on the backend in force: ``await checkstack_access.user(rule, teams=[...])``,
+    ``.application(...)``, ``.admin()``, ``.grant(team, type, id, level)``, ``.set_team_only(...)``,
+    ``.allow_anonymous(rule)``; ``.backend`` says which (``"memory"`` or ``"auth"``).
+
+    With the auth plugin among ``checkstack_plugins`` it creates real users, keys, teams and grants
+    through that plugin; otherwise it drives ``checkstack_auth``. Parametrise
+    ``checkstack_plugins`` with and without the auth plugin to run a test over both.
+    """
+    from .access import access_kit
+
+    return access_kit(checkstack_host, checkstack_auth)
+
+
+@pytest.fixture
 def checkstack_app(checkstack_host: Host) -> Any:
     """The Litestar app serving ``checkstack_host``."""
     from ..app import create_app
@@ -209,17 +227,22 @@ async def checkstack_client(
     checkstack_app: Any,
 ) -> AsyncIterator[Callable[..., AsyncCheckstackClient]]:
     """``checkstack_client(caller=None)``: the Python client over HTTP as ``caller``
-    (a ``checkstack_auth`` caller, or a raw token string, or anonymous)."""
+    (a ``checkstack_auth`` or ``checkstack_access`` caller, a raw token string, or anonymous)."""
     import httpx
 
     from ..client import AsyncCheckstackClient
 
     opened: list[AsyncCheckstackClient] = []
 
-    def connect(caller: Caller | str | None = None) -> AsyncCheckstackClient:
-        token = caller if isinstance(caller, str) or caller is None else caller.token
+    def connect(caller: Caller | AccessCaller | str | None = None) -> AsyncCheckstackClient:
+        # A caller's headers carry its credential, whether an API key or a session cookie.
+        token = caller if isinstance(caller, str) else None
+        headers = None if caller is None or isinstance(caller, str) else caller.headers
         client = AsyncCheckstackClient(
-            "http://testserver", token, transport=httpx.ASGITransport(app=checkstack_app)
+            "http://testserver",
+            token,
+            headers=headers,
+            transport=httpx.ASGITransport(app=checkstack_app),
         )
         opened.append(client)
         return client
