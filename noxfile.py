@@ -54,6 +54,14 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the access path (.ci/mutation.py): score and surviving mutants in
+    docs/mutation-report.md. ``-- --only tokens --jobs 2`` narrows it or widens it."""
+    _sync(session)
+    session.run("python", ".ci/mutation.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     _sync(session)
