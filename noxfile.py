@@ -43,7 +43,22 @@ def tests_postgres(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """Only the end-to-end tests (real server processes, client examples, oRPC client)."""
     _sync(session)
-    session.run("pytest", "-m", "e2e", *session.posargs)
+    session.run(
+        "pytest",
+        "-m",
+        "e2e",
+        *session.posargs,
+        # Needing node, npm or curl is no reason to skip here: fail instead.
+        env={"CHECKSTACK_REQUIRED_TOOLS": "node,npm,curl"},
+    )
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the access path (.ci/mutation.py): score and surviving mutants in
+    docs/mutation-report.md. ``-- --only tokens --jobs 2`` narrows it or widens it."""
+    _sync(session)
+    session.run("python", ".ci/mutation.py", *session.posargs)
 
 
 @nox.session

@@ -5,6 +5,8 @@ Fixtures a plugin author needs (``pytest --fixtures`` shows their docs):
 - ``checkstack_plugins`` — override it to choose the plugins under test (default: only the core);
 - ``checkstack_host`` — a started host with those plugins on a temporary database;
 - ``checkstack_auth`` — in-memory principals, teams and grants (when no auth plugin is loaded);
+- ``checkstack_access`` — users, applications, teams and grants on whichever backend is in force
+  (``MemoryAuth`` or the real auth plugin), so one access test can run over both;
 - ``checkstack_client`` — ``checkstack_client(caller=None)`` → an ``AsyncCheckstackClient``
   over HTTP (in process, ASGI) as that caller; ``checkstack_http`` — a raw ``httpx.AsyncClient``;
 - ``checkstack_server`` — a real ``checkstack serve`` process (installed plugins), end to end.
@@ -12,12 +14,21 @@ Fixtures a plugin author needs (``pytest --fixtures`` shows their docs):
 Databases: SQLite by default; PostgreSQL with ``--checkstack-db-url`` or
 ``CHECKSTACK_TEST_DATABASE_URL`` (a fresh database per test).
 
+``checkstack_server`` waits up to 60 s for the server to be ready; ``--checkstack-server-timeout``
+or ``CHECKSTACK_TEST_SERVER_TIMEOUT`` changes that.
+
+``--checkstack-require-tool node`` (repeatable) or ``CHECKSTACK_REQUIRED_TOOLS=node,npm,curl``
+makes the run fail at once when a tool is not on ``PATH``, and turns a test skipped for want of
+one into a failure: CI sets it so tests needing the tools cannot silently skip.
+
 Imports are deferred into the fixtures so that loading this plugin costs nothing.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +46,7 @@ if TYPE_CHECKING:
     from ..client import AsyncCheckstackClient
     from ..host import Host
     from ..settings import Settings
+    from .access import AccessCaller, AccessKit
     from .memory_auth import Caller, MemoryAuth
     from .server import RunningServer
 
@@ -47,6 +59,55 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Run Checkstack tests on this database server (e.g. postgresql+asyncpg://"
         "postgres@127.0.0.1/test); default SQLite. Env: CHECKSTACK_TEST_DATABASE_URL.",
     )
+    group.addoption(
+        "--checkstack-server-timeout",
+        type=float,
+        default=None,
+        help="Seconds checkstack_server waits for a started server to be ready (default 60). "
+        "Env: CHECKSTACK_TEST_SERVER_TIMEOUT.",
+    )
+    group.addoption(
+        "--checkstack-require-tool",
+        action="append",
+        default=[],
+        metavar="TOOL",
+        help="Fail when TOOL (e.g. node, npm, curl) is not on PATH, and fail tests skipped for "
+        "want of it instead of skipping them. Repeatable. Env: CHECKSTACK_REQUIRED_TOOLS "
+        "(comma-separated).",
+    )
+
+
+def required_tools(config: pytest.Config) -> list[str]:
+    """The tools this run must have (``--checkstack-require-tool``, CHECKSTACK_REQUIRED_TOOLS)."""
+    named = [*config.getoption("--checkstack-require-tool")]
+    named += os.environ.get("CHECKSTACK_REQUIRED_TOOLS", "").split(",")
+    return list(dict.fromkeys(tool.strip() for tool in named if tool.strip()))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = [tool for tool in required_tools(config) if shutil.which(tool) is None]
+    if missing:
+        raise pytest.UsageError(
+            "Required tools are not on PATH: " + ", ".join(missing) + " (they were required by "
+            "--checkstack-require-tool or CHECKSTACK_REQUIRED_TOOLS; install them)"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    tools = required_tools(item.config)
+    if not tools or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+    named = [t for t in tools if re.search(rf"(?<![\w-]){re.escape(t)}(?![\w-])", reason, re.I)]
+    if named:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"Skipped for want of a required tool ({', '.join(named)}): {reason}\n"
+            "The run requires it (--checkstack-require-tool / CHECKSTACK_REQUIRED_TOOLS)."
+        )
 
 
 @pytest.fixture
@@ -129,6 +190,21 @@ async def checkstack_host(
 
 
 @pytest.fixture
+def checkstack_access(checkstack_host: Host, checkstack_auth: MemoryAuth) -> AccessKit:
+    """Arrange access on the backend in force: ``await checkstack_access.user(rule, teams=[...])``,
+    ``.application(...)``, ``.admin()``, ``.grant(team, type, id, level)``, ``.set_team_only(...)``,
+    ``.allow_anonymous(rule)``; ``.backend`` says which (``"memory"`` or ``"auth"``).
+
+    With the auth plugin among ``checkstack_plugins`` it creates real users, keys, teams and grants
+    through that plugin; otherwise it drives ``checkstack_auth``. Parametrise
+    ``checkstack_plugins`` with and without the auth plugin to run a test over both.
+    """
+    from .access import access_kit
+
+    return access_kit(checkstack_host, checkstack_auth)
+
+
+@pytest.fixture
 def checkstack_app(checkstack_host: Host) -> Any:
     """The Litestar app serving ``checkstack_host``."""
     from ..app import create_app
@@ -151,17 +227,22 @@ async def checkstack_client(
     checkstack_app: Any,
 ) -> AsyncIterator[Callable[..., AsyncCheckstackClient]]:
     """``checkstack_client(caller=None)``: the Python client over HTTP as ``caller``
-    (a ``checkstack_auth`` caller, or a raw token string, or anonymous)."""
+    (a ``checkstack_auth`` or ``checkstack_access`` caller, a raw token string, or anonymous)."""
     import httpx
 
     from ..client import AsyncCheckstackClient
 
     opened: list[AsyncCheckstackClient] = []
 
-    def connect(caller: Caller | str | None = None) -> AsyncCheckstackClient:
-        token = caller if isinstance(caller, str) or caller is None else caller.token
+    def connect(caller: Caller | AccessCaller | str | None = None) -> AsyncCheckstackClient:
+        # A caller's headers carry its credential, whether an API key or a session cookie.
+        token = caller if isinstance(caller, str) else None
+        headers = None if caller is None or isinstance(caller, str) else caller.headers
         client = AsyncCheckstackClient(
-            "http://testserver", token, transport=httpx.ASGITransport(app=checkstack_app)
+            "http://testserver",
+            token,
+            headers=headers,
+            transport=httpx.ASGITransport(app=checkstack_app),
         )
         opened.append(client)
         return client
@@ -178,15 +259,38 @@ def checkstack_server_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def checkstack_server_timeout(request: pytest.FixtureRequest) -> float:
+    """Seconds ``checkstack_server`` waits for ``/readyz``: ``--checkstack-server-timeout``,
+    else ``CHECKSTACK_TEST_SERVER_TIMEOUT``, else 60."""
+    from .server import startup_timeout_from_env
+
+    option = request.config.getoption("--checkstack-server-timeout")
+    if option is not None:
+        if not option > 0:
+            raise pytest.UsageError("--checkstack-server-timeout must be positive")
+        return float(option)
+    return startup_timeout_from_env()
+
+
+@pytest.fixture
 def checkstack_server(
-    checkstack_database_url: str, checkstack_server_env: dict[str, str], tmp_path: Path
+    checkstack_database_url: str,
+    checkstack_server_env: dict[str, str],
+    checkstack_server_timeout: float,
+    tmp_path: Path,
 ) -> Iterator[RunningServer]:
-    """A real ``checkstack serve`` process on a free loopback port, serving every installed
-    plugin on the test database; ``.url``, ``.logs()``, ``.stop()``, ``.start()``."""
+    """A real ``checkstack serve`` process on a loopback port it holds from the start (no race),
+    serving every installed plugin on the test database; ``.url``, ``.logs()``, ``.stop()``,
+    ``.start()`` (a restart keeps the port). Waits ``checkstack_server_timeout`` to be ready."""
     from .server import RunningServer
 
-    server = RunningServer(checkstack_database_url, tmp_path, checkstack_server_env).start()
+    server = RunningServer(
+        checkstack_database_url,
+        tmp_path,
+        checkstack_server_env,
+        startup_timeout=checkstack_server_timeout,
+    )
     try:
-        yield server
+        yield server.start()
     finally:
-        server.stop()
+        server.close()

@@ -1,7 +1,9 @@
 """A test-only plugin with team-guarded resources, used by the core's dispatcher tests.
 
 It exercises what the hello plugin does not: instance access (pre-check, list filtering,
-record filtering), user-only and service-only procedures, uniqueness conflicts and failures.
+record filtering), user-only and service-only procedures, uniqueness conflicts and failures, a
+procedure guarded by two global rules (they combine with AND) and one whose handler records each
+run (so batch tests can see that nothing ran, not only that nothing was kept).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from checkstack_core import (
 NOTE = "notes.note"
 read = AccessRule("notes", "read", "Read notes", default=True)
 manage = AccessRule("notes", "manage", "Change notes")
+archive = AccessRule("archive", "manage", "Archive notes")
 read_one = InstanceAccess(NOTE, id_param="id")
 read_list = InstanceAccess(NOTE, list_key="notes")
 read_record = InstanceAccess(NOTE, record_key="titles")
@@ -86,6 +89,14 @@ class Count(Schema):
     count: int
 
 
+class Mark(Schema):
+    label: str
+
+
+#: Labels of every ``markCalled`` run since the plugin started (reset on startup).
+CALLS: list[str] = []
+
+
 class Who(Schema):
     kind: str
     id: str | None
@@ -93,7 +104,7 @@ class Who(Schema):
 
 contract = Contract(
     "notes",
-    rules=[read, manage],
+    rules=[read, manage, archive],
     procedures=[
         query("listNotes", output=NoteList, rules=[read], instance=read_list),
         query("publicNotes", output=NoteList, caller="public", rules=[read], instance=read_list),
@@ -111,6 +122,8 @@ contract = Contract(
             rules=[manage],
             instance=InstanceAccess(NOTE, resolve=ids_by_title),
         ),
+        mutation("archiveNotes", output=Count, rules=[manage, archive]),
+        mutation("markCalled", input=Mark, output=Count, rules=[read]),
         query("whoAmI", output=Who, caller="user"),
         query("internalCount", output=Count, caller="service"),
     ],
@@ -200,6 +213,17 @@ async def retitle(ctx: Context, input: Retitle) -> Note:
     return Note(id=row.id, title=row.title)
 
 
+@handlers.implement("archiveNotes")
+async def archive_notes(ctx: Context, _: None) -> Count:
+    return await count_notes(ctx, None)
+
+
+@handlers.implement("markCalled")
+async def mark_called(ctx: Context, input: Mark) -> Count:
+    CALLS.append(input.label)
+    return Count(count=len(CALLS))
+
+
 @handlers.implement("whoAmI")
 async def who_am_i(ctx: Context, _: None) -> Who:
     return Who(kind=str(ctx.principal.kind), id=ctx.principal.id)
@@ -213,3 +237,8 @@ plugin = Plugin(
     models=[NoteRow],
     migrations=Path(__file__).parent / "migrations",
 )
+
+
+@plugin.on_startup
+async def forget_calls(ctx: Context) -> None:
+    CALLS.clear()

@@ -296,3 +296,137 @@ async def test_a_missing_resource_id_falls_back_to_the_global_rule(rpc, principa
     assert with_id.json()["message"] == "Missing access: vault.item.manage"
     holder = await principals.app("vault.item.manage")
     assert (await rpc("vault", "touchItem", {}, holder)).status_code == 200
+
+
+# -- more caller kinds (issue 16): an admin application, a service principal, team members and
+# -- team managers; admitted callers get an exact status and exactly the filtered output ---------
+
+
+class _AdminApplicationMatrix(Matrix):
+    """The matrix with one caller: an application holding the administrator role."""
+
+    async def callers(
+        self, plugin_id: str, procedure: Procedure
+    ) -> list[tuple[str, Caller | None, set[str] | None]]:
+        if not hasattr(self, "_admin_app"):
+            from checkstack_auth.models import ADMIN_ROLE
+
+            self._admin_app = await self.principals.app(roles=(ADMIN_ROLE,), name="admin app")
+        return [("application", self._admin_app, None)]
+
+
+def _all_procedures(host: Any) -> list[tuple[str, Procedure]]:
+    return [
+        (record.id, procedure)
+        for record in host.active()
+        if record.contract is not None
+        for procedure in record.contract.procedures
+    ]
+
+
+async def test_caller_kind_admin_application(checkstack_host, principals, rpc):
+    """An admin key passes every rule but stays an application: user-only and service-only
+    procedures refuse it; every other one reaches validation (exactly 400 for the probe)."""
+    matrix = _AdminApplicationMatrix(checkstack_host, principals, rpc)
+    admin_app = (await matrix.callers("auth", _all_procedures(checkstack_host)[0][1]))[0][1]
+    for plugin_id, procedure in _all_procedures(checkstack_host):
+        await matrix.check(plugin_id, procedure)
+        response = await rpc(plugin_id, procedure.name, probe_input(procedure), admin_app)
+        if procedure.caller in (CallerKind.USER, CallerKind.SERVICE):
+            assert response.status_code == 403, response.text
+        elif procedure.caller is not CallerKind.ANONYMOUS:
+            assert response.status_code == 400, (plugin_id, procedure.name, response.text)
+            assert response.json()["code"] == "BAD_REQUEST"
+    assert matrix.denied > 0
+
+
+async def test_caller_kind_service_principal(checkstack_host):
+    """A plugin acting as itself passes every rule and the service-only caller kind; it is not a
+    person, so user-only procedures refuse it. Everything else reaches validation and refuses the
+    probe input with exactly BAD_REQUEST."""
+    from checkstack_core.errors import BadRequest, Forbidden
+
+    checked = 0
+    for plugin_id, procedure in _all_procedures(checkstack_host):
+        expected = Forbidden if procedure.caller is CallerKind.USER else BadRequest
+        async with checkstack_host.service_context("vault") as ctx:
+            with pytest.raises(expected) as refused:
+                await ctx.call(plugin_id, procedure.name, probe_input(procedure), as_service=True)
+        if expected is Forbidden:
+            assert refused.value.message == "This procedure is for users only"
+        else:
+            assert refused.value.code == "BAD_REQUEST", (plugin_id, procedure.name)
+        checked += 1
+    assert checked > 40
+
+
+@pytest.fixture
+async def team_world(rpc, principals) -> dict[str, Any]:
+    """Vault items a, b, c; team ops with a READ grant on a and a MANAGE grant on b; team dev."""
+    admin = await principals.admin()
+    for item in ("a", "b", "c"):
+        created = await rpc("vault", "createItem", {"id": item, "name": item.upper()}, admin)
+        assert created.status_code == 200, created.text
+    teams = {}
+    for name in ("ops", "dev"):
+        teams[name] = (await rpc("auth", "createTeam", {"name": name}, admin)).json()["createTeam"][
+            "id"
+        ]
+    for item, level in (("a", "read"), ("b", "manage")):
+        grant = {"teamId": teams["ops"], "resourceType": vault_plugin.ITEM, "resourceId": item}
+        granted = await rpc("auth", "grantTeamAccess", {**grant, "level": level}, admin)
+        assert granted.status_code == 200, granted.text
+    return {"admin": admin, **teams}
+
+
+@pytest.mark.parametrize("kind", ["user", "application"])
+async def test_caller_kind_team_member(rpc, principals, team_world, kind):
+    """A member holding no rule: exactly its team's items, at exactly its grants' levels."""
+    make = principals.user if kind == "user" else principals.app
+    member = await make(teams=(team_world["ops"],))
+    listed = await rpc("vault", "getItems", None, member)
+    assert listed.status_code == 200
+    assert listed.json() == {
+        "getItems": {"items": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}]}
+    }
+    for item, status in (("a", 200), ("b", 200), ("c", 403)):
+        response = await rpc("vault", "getItem", {"id": item}, member)
+        assert response.status_code == status, response.text
+    assert (await rpc("vault", "getItem", {"id": "a"}, member)).json() == {
+        "getItem": {"id": "a", "name": "A"}
+    }
+    # manage: only through the manage grant on b
+    changed = await rpc("vault", "updateItem", {"id": "b", "name": "B2"}, member)
+    assert changed.json() == {"updateItem": {"id": "b", "name": "B2"}}
+    for item in ("a", "c"):
+        refused = await rpc("vault", "updateItem", {"id": item, "name": "x"}, member)
+        assert refused.status_code == 403
+        assert refused.json()["message"] == "Missing access: vault.item.manage"
+    # Being in a team grants nothing on teams themselves.
+    teams = await rpc("auth", "getTeams", None, member)
+    assert teams.status_code == 200 and teams.json()["getTeams"]["teams"] == []
+
+
+async def test_caller_kind_team_manager(rpc, principals, team_world):
+    """A team manager without any rule: manages exactly the teams it manages, sees only those."""
+    admin = team_world["admin"]
+    manager = await principals.user()
+    added = await rpc(
+        "auth", "addTeamManager", {"id": team_world["ops"], "userId": manager.id}, admin
+    )
+    assert added.status_code == 200, added.text
+    app = await principals.app()
+    member = {"id": team_world["ops"], "applicationId": app.id}
+    joined = await rpc("auth", "addTeamMember", member, manager)
+    assert joined.status_code == 200, joined.text
+    assert [m["id"] for m in joined.json()["addTeamMember"]["members"]] == [app.id]
+    foreign = await rpc(
+        "auth", "addTeamMember", {"id": team_world["dev"], "applicationId": app.id}, manager
+    )
+    assert foreign.status_code == 403
+    assert foreign.json()["message"] == "Missing access: auth.teams.manage"
+    listed = await rpc("auth", "getTeams", None, manager)
+    assert listed.status_code == 200
+    assert [t["id"] for t in listed.json()["getTeams"]["teams"]] == [team_world["ops"]]
+    # Managing a team is not a grant on its resources.
+    assert (await rpc("vault", "getItem", {"id": "a"}, manager)).status_code == 403

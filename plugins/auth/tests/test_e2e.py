@@ -100,11 +100,24 @@ def test_documented_flow_and_no_secret_in_logs(checkstack_server):
     assert call(url, "hello", "getGreeting", **bearer).status_code == 401
     new_bearer = {"Authorization": f"Bearer {new_token}"}
     assert call(url, "hello", "getGreeting", **new_bearer).status_code == 200
+    # Expiry: a past expiresAt refuses the key; lifting it admits the same key again, so the
+    # 401 was the expiry's doing.
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    call(url, "auth", "updateApplication", {"id": app_id, "expiresAt": past}, **admin)
-    assert call(url, "hello", "getGreeting", **new_bearer).status_code == 401
-    call(url, "auth", "deleteApplication", {"id": app_id}, **admin)
-    assert call(url, "hello", "getGreeting", **new_bearer).status_code == 401
+    expired = call(url, "auth", "updateApplication", {"id": app_id, "expiresAt": past}, **admin)
+    assert expired.status_code == 200, expired.text
+    refused = call(url, "hello", "getGreeting", **new_bearer)
+    assert refused.status_code == 401
+    assert refused.json() == {"code": "UNAUTHORIZED", "message": "Invalid API key"}
+    lifted = call(url, "auth", "updateApplication", {"id": app_id, "expiresAt": None}, **admin)
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["updateApplication"]["expiresAt"] is None
+    assert call(url, "hello", "getGreeting", **new_bearer).status_code == 200
+    # Deletion: a live, unexpired key is refused from the next request on.
+    deleted = call(url, "auth", "deleteApplication", {"id": app_id}, **admin)
+    assert deleted.status_code == 200, deleted.text
+    gone = call(url, "hello", "getGreeting", **new_bearer)
+    assert gone.status_code == 401
+    assert gone.json() == {"code": "UNAUTHORIZED", "message": "Invalid API key"}
     # A failing request must not leak either (a bad key, a malformed body).
     call(url, "hello", "setGreeting", {"template": token}, **new_bearer)
     httpx.post(f"{url}/api/hello/", content=b"{" + token.encode(), headers=new_bearer)
@@ -162,4 +175,4 @@ def test_a_key_deleted_through_one_process_fails_on_the_other(
         with CheckstackClient(second.url, token) as client, pytest.raises(Unauthorized):
             client.call("hello", "getGreeting")
     finally:
-        second.stop()
+        second.close()

@@ -123,7 +123,7 @@ def test_documented_calls_over_http(checkstack_server, checkstack_server_env):
     # Deleting the system (through the catalog) removes it from the incidents.
     call(url, "deleteSystem", {"id": system["id"]}, plugin="catalog", **key)
     # The cleanup runs on the work queue once the delete has committed: wait for it (bounded).
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     detail = call(url, "getIncident", {"id": incident["id"]})
     while detail["systemIds"] and time.monotonic() < deadline:
         time.sleep(0.05)

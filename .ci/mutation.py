@@ -1,0 +1,544 @@
+"""Mutation testing of the access path: break the code one small way at a time, run the tests that
+should notice, and report every break they did not notice (``uvx nox -s mutation``).
+
+Why a script of our own rather than mutmut or cosmic-ray: the targets live in two distributions of
+a uv workspace (the core and ``plugins/auth``), the tests need pytest-asyncio, a database and the
+plugins' entry points, and the mutants must be reproducible by hand from the report. Here each
+mutant is one AST edit of one file, applied in a private copy of the work tree that is put first on
+``PYTHONPATH`` (so the installed, editable distributions import the mutated copy), then the
+targeted test selection runs with ``-x``: the first failure kills the mutant.
+
+Operators: comparison flips (``==``/``!=``, ``<``/``<=``, ``in``/``not in``, ``is``/``is not``),
+``and``/``or``, dropping ``not``, ``True``/``False``, negated ``if``/``while`` conditions,
+``return x`` → ``return None``, a ``raise`` or a call statement removed, ``for x in xs`` → over
+``xs[:1]`` (only the first), ``+``/``-``, and ``continue``/``break``.
+
+Usage::
+
+    python .ci/mutation.py [--jobs 2] [--only tokens] [--report docs/mutation-report.md]
+
+Exit status 0 when the score (killed / non-equivalent mutants) reaches ``--min-score`` (90),
+1 otherwise. Known equivalent mutants are listed, with the reason, in ``.ci/mutation-equivalent``
+by key (``file:function:operator:source``), so they survive code that moves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT_FILE = ROOT / ".ci" / "mutation-equivalent"
+#: Distribution roots to put on PYTHONPATH inside a copy (the importable top-level folders).
+IMPORT_ROOTS = (".", "plugins/auth", "plugins/catalog", "plugins/incident", "plugins/maintenance")
+#: Seconds one mutant's test run may take before it counts as killed (a hang is noticed).
+MUTANT_TIMEOUT = 300
+
+ACCESS_TESTS = [
+    "tests/test_access.py",
+    "tests/test_batch_checks_first.py",
+    "tests/test_documented_protocol.py",
+]
+AUTH_TESTS = [
+    "plugins/auth/tests/test_tokens.py",
+    "plugins/auth/tests/test_grant_levels_access.py",
+    "plugins/auth/tests/test_teams.py",
+    "plugins/auth/tests/test_applications.py",
+    "plugins/auth/tests/test_roles.py",
+    "plugins/auth/tests/test_users.py",
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    path: str
+    tests: list[str]
+    #: Only mutate inside these functions (all when empty).
+    functions: frozenset[str] = frozenset()
+    #: Never mutate inside these functions (diagnostics, bookkeeping off the access path).
+    skip_functions: frozenset[str] = frozenset()
+
+
+TARGETS = [
+    Target("tokens", "plugins/auth/checkstack_auth/tokens.py", AUTH_TESTS[:1] + AUTH_TESTS[3:4]),
+    Target(
+        "auth",
+        "checkstack_core/auth.py",
+        [*ACCESS_TESTS, "plugins/auth/tests/test_applications.py"],
+        skip_functions=frozenset({"__repr__"}),
+    ),
+    Target(
+        "dispatch",
+        "checkstack_core/dispatch.py",
+        [*ACCESS_TESTS, "tests/test_orpc_protocol.py"],
+        skip_functions=frozenset({"validation_issues"}),
+    ),
+    Target(
+        "backend",
+        "plugins/auth/checkstack_auth/backend.py",
+        ["tests/test_access.py", *AUTH_TESTS[1:]],
+        # lastUsedAt bookkeeping is not access; it has its own tests in test_applications.py.
+        skip_functions=frozenset({"_note_use", "_touch", "flush", "_clear_cookie_header"}),
+    ),
+    Target(
+        "authorization",
+        "plugins/auth/checkstack_auth/service.py",
+        AUTH_TESTS[1:],
+        functions=frozenset(
+            {
+                "is_superior",
+                "_missing_rules",
+                "check_role_grants",
+                "assert_may_give",
+                "may_manage_membership",
+                "_assert_membership_rights",
+                "_managed_by",
+                "grant",
+                "set_team_only",
+                "_check_resource_type",
+            }
+        ),
+    ),
+]
+
+_FLIPS: dict[type[ast.AST], type[ast.AST]] = {
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.And: ast.Or,
+    ast.Or: ast.And,
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+}
+
+
+@dataclass
+class Mutant:
+    target: str
+    path: str
+    index: int
+    line: int
+    function: str
+    operator: str
+    source: str
+    status: str = "pending"  # killed, survived, timeout, equivalent
+    seconds: float = 0.0
+    reason: str = ""
+    failed_test: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}:{self.function}:{self.operator}:{self.source}"
+
+
+@dataclass
+class _Site:
+    node: ast.AST
+    operator: str
+    function: str
+
+
+def _is_docstring(node: ast.AST, parent: ast.AST | None) -> bool:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
+
+
+def _is_logging(node: ast.Expr) -> bool:
+    call = node.value
+    if isinstance(call, ast.Await):
+        call = call.value
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+        return False
+    owner = call.func.value
+    return isinstance(owner, ast.Name) and owner.id in {"logger", "logging", "log"}
+
+
+def _sites(tree: ast.Module, target: Target) -> Iterator[_Site]:
+    """Every mutation of ``tree``, in a deterministic order."""
+
+    def visit(node: ast.AST, function: str) -> Iterator[_Site]:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = node.name
+            if node.name in target.skip_functions:
+                return
+            # Decorators and annotations are not behaviour worth mutating here.
+            for statement in node.body:
+                yield from visit(statement, function)
+            return
+        if isinstance(node, ast.ClassDef):
+            for statement in node.body:
+                yield from visit(statement, function)
+            return
+        allowed = not target.functions or function in target.functions
+        if allowed and function:
+            yield from _node_sites(node, function)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr_context):
+                continue
+            if isinstance(node, ast.AnnAssign) and child is node.annotation:
+                continue
+            yield from visit(child, function)
+
+    for statement in tree.body:
+        yield from visit(statement, "")
+
+
+def _node_sites(node: ast.AST, function: str) -> Iterator[_Site]:
+    if isinstance(node, ast.Compare):
+        for position, op in enumerate(node.ops):
+            if type(op) in _FLIPS:
+                yield _Site(node, f"compare[{position}]:{type(op).__name__}", function)
+    elif isinstance(node, ast.BoolOp):
+        yield _Site(node, f"boolop:{type(node.op).__name__}", function)
+    elif isinstance(node, ast.BinOp) and type(node.op) in _FLIPS:
+        yield _Site(node, f"binop:{type(node.op).__name__}", function)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        yield _Site(node, "drop-not", function)
+    elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        yield _Site(node, f"constant:{node.value}", function)
+    elif isinstance(node, ast.If | ast.While | ast.IfExp):
+        yield _Site(node, "negate-condition", function)
+    elif isinstance(node, ast.Return) and node.value is not None:
+        if not (isinstance(node.value, ast.Constant) and node.value.value is None):
+            yield _Site(node, "return-none", function)
+    elif isinstance(node, ast.Raise):
+        yield _Site(node, "drop-raise", function)
+    elif isinstance(node, ast.Expr) and not _is_docstring(node, None) and not _is_logging(node):
+        if isinstance(node.value, ast.Call | ast.Await):
+            yield _Site(node, "drop-call", function)
+    elif isinstance(node, ast.For | ast.AsyncFor):
+        yield _Site(node, "first-only", function)
+    elif isinstance(node, ast.Continue):
+        yield _Site(node, "continue-to-break", function)
+
+
+def _apply(site: _Site) -> None:
+    node, operator = site.node, site.operator
+    if operator.startswith("compare["):
+        assert isinstance(node, ast.Compare)
+        position = int(operator[len("compare[") : operator.index("]")])
+        node.ops[position] = _FLIPS[type(node.ops[position])]()  # type: ignore[assignment]
+    elif operator.startswith("boolop:"):
+        assert isinstance(node, ast.BoolOp)
+        node.op = _FLIPS[type(node.op)]()  # type: ignore[assignment]
+    elif operator.startswith("binop:"):
+        assert isinstance(node, ast.BinOp)
+        node.op = _FLIPS[type(node.op)]()  # type: ignore[assignment]
+    elif operator == "drop-not":
+        assert isinstance(node, ast.UnaryOp)
+        # ``not x`` becomes ``not not x``: the truth of ``x``, as if the ``not`` were dropped.
+        node.operand = ast.UnaryOp(op=ast.Not(), operand=node.operand)
+    elif operator.startswith("constant:"):
+        assert isinstance(node, ast.Constant)
+        node.value = not node.value
+    elif operator == "negate-condition":
+        assert isinstance(node, ast.If | ast.While | ast.IfExp)
+        node.test = ast.UnaryOp(op=ast.Not(), operand=node.test)
+    elif operator == "return-none":
+        assert isinstance(node, ast.Return)
+        node.value = ast.Constant(value=None)
+    elif operator in ("drop-raise", "drop-call"):
+        # Replace in place by a no-op expression (the statement list keeps its shape).
+        node.__class__ = ast.Expr
+        node.__dict__.clear()
+        node.value = ast.Constant(value=None)  # type: ignore[attr-defined]
+    elif operator == "first-only":
+        assert isinstance(node, ast.For | ast.AsyncFor)
+        node.iter = ast.Subscript(
+            value=ast.Call(func=ast.Name(id="list", ctx=ast.Load()), args=[node.iter], keywords=[]),
+            slice=ast.Slice(upper=ast.Constant(value=1)),
+            ctx=ast.Load(),
+        )
+    elif operator == "continue-to-break":
+        node.__class__ = ast.Break
+    else:  # pragma: no cover
+        raise AssertionError(operator)
+
+
+def mutants_of(target: Target) -> tuple[list[Mutant], str]:
+    """The mutants of ``target`` and its source."""
+    source = (ROOT / target.path).read_text()
+    tree = ast.parse(source)
+    found = []
+    for index, site in enumerate(_sites(tree, target)):
+        segment = ast.get_source_segment(source, site.node) or ""
+        first_line = segment.strip().splitlines()[0] if segment.strip() else ""
+        found.append(
+            Mutant(
+                target.name,
+                target.path,
+                index,
+                getattr(site.node, "lineno", 0),
+                site.function,
+                site.operator,
+                first_line[:120],
+            )
+        )
+    return found, source
+
+
+def mutated_source(source: str, target: Target, index: int) -> str:
+    tree = ast.parse(source)
+    for position, site in enumerate(_sites(tree, target)):
+        if position == index:
+            _apply(site)
+            ast.fix_missing_locations(tree)
+            return ast.unparse(tree) + "\n"
+    raise IndexError(index)
+
+
+def roundtrip_source(source: str) -> str:
+    return ast.unparse(ast.parse(source)) + "\n"
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+class Workspace:
+    """A private copy of the work tree in which one mutant at a time is applied."""
+
+    def __init__(self, base: Path, number: int) -> None:
+        self.dir = base / f"worker-{number}"
+        ignore = shutil.ignore_patterns(
+            ".git", ".venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", "*.db"
+        )
+        shutil.copytree(ROOT, self.dir, ignore=ignore, symlinks=True)
+        paths = [str(self.dir / root) for root in IMPORT_ROOTS]
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        self.env.pop("PYTEST_ADDOPTS", None)
+
+    def check_imports(self) -> None:
+        """The copy, not the installed work tree, must be what the tests import."""
+        code = (
+            "import checkstack_core.dispatch as d, checkstack_auth.tokens as t;"
+            "print(d.__file__); print(t.__file__)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        for imported in out:
+            if not imported.startswith(str(self.dir)):
+                raise SystemExit(f"mutation: {imported} is imported from outside {self.dir}")
+
+    def run_tests(self, tests: list[str]) -> tuple[bool, str, bool]:
+        """(passed, first failing test, timed out)."""
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-x",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-header",
+            "-o",
+            "addopts=--strict-markers --import-mode=importlib",
+            *tests,
+        ]
+        try:
+            done = subprocess.run(
+                command,
+                cwd=self.dir,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=MUTANT_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            return False, "", True
+        failed = next(
+            (
+                line.split(" ", 1)[1].split(" - ")[0]
+                for line in done.stdout.splitlines()
+                if line.startswith(("FAILED ", "ERROR "))
+            ),
+            "",
+        )
+        return done.returncode == 0, failed, False
+
+    def write(self, path: str, text: str) -> None:
+        (self.dir / path).write_text(text)
+
+
+@dataclass
+class Run:
+    mutants: list[Mutant] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def load_equivalent() -> dict[str, str]:
+    known: dict[str, str] = {}
+    if EQUIVALENT_FILE.exists():
+        for line in EQUIVALENT_FILE.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, _, reason = line.partition(" # ")
+                known[key.strip()] = reason.strip()
+    return known
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
+    parser.add_argument("--only", action="append", default=[], help="target names (repeatable)")
+    parser.add_argument("--report", default="docs/mutation-report.md")
+    parser.add_argument("--json", default=None, help="also write every mutant as JSON here")
+    parser.add_argument("--min-score", type=float, default=90.0)
+    parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    args = parser.parse_args(argv)
+
+    targets = [t for t in TARGETS if not args.only or t.name in args.only]
+    equivalent = load_equivalent()
+    sources: dict[str, str] = {}
+    run = Run()
+    for target in targets:
+        found, source = mutants_of(target)
+        sources[target.name] = source
+        run.mutants.extend(found)
+    for mutant in run.mutants:
+        if mutant.key in equivalent:
+            mutant.status, mutant.reason = "equivalent", equivalent[mutant.key]
+    if args.list:
+        for mutant in run.mutants:
+            print(f"{mutant.path}:{mutant.line} {mutant.operator} {mutant.source}")
+        print(f"{len(run.mutants)} mutants")
+        return 0
+
+    by_name = {t.name: t for t in targets}
+    base = Path(tempfile.mkdtemp(prefix="checkstack-mutation-"))
+    try:
+        workers = [Workspace(base, n) for n in range(max(1, args.jobs))]
+        workers[0].check_imports()
+        for target in targets:
+            # The unparsed, unmutated file must pass: otherwise every mutant "dies" for nothing.
+            workers[0].write(target.path, roundtrip_source(sources[target.name]))
+            passed, failed, _ = workers[0].run_tests(target.tests)
+            if not passed:
+                print(f"mutation: baseline of {target.name} fails ({failed}); fix the suite first")
+                sys.stdout.flush()
+                return 2
+            workers[0].write(target.path, sources[target.name])
+        print(
+            f"mutation: baselines pass; {len(run.mutants)} mutants, {len(workers)} workers",
+            flush=True,
+        )
+
+        pending = [m for m in run.mutants if m.status == "pending"]
+        free: list[Workspace] = list(workers)
+
+        def test_one(mutant: Mutant) -> None:
+            with run.lock:
+                worker = free.pop()
+            target = by_name[mutant.target]
+            try:
+                mutated = mutated_source(sources[target.name], target, mutant.index)
+                worker.write(target.path, mutated)
+                began = time.monotonic()
+                passed, failed, timed_out = worker.run_tests(target.tests)
+                mutant.seconds = round(time.monotonic() - began, 1)
+                mutant.failed_test = failed
+                mutant.status = "timeout" if timed_out else "survived" if passed else "killed"
+            finally:
+                worker.write(target.path, sources[target.name])
+                with run.lock:
+                    free.append(worker)
+            done = sum(1 for m in run.mutants if m.status not in ("pending",))
+            print(
+                f"[{done}/{len(run.mutants)}] {mutant.status:8} {mutant.path}:{mutant.line} "
+                f"{mutant.operator} {mutant.source}",
+                flush=True,
+            )
+
+        with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
+            list(pool.map(test_one, pending))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    score = write_report(run, targets, Path(args.report))
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(m) for m in run.mutants], indent=1))
+    print(f"mutation: score {score:.1f} % (report: {args.report})")
+    return 0 if score >= args.min_score else 1
+
+
+def write_report(run: Run, targets: list[Target], path: Path) -> float:
+    counted = [m for m in run.mutants if m.status != "equivalent"]
+    killed = [m for m in counted if m.status in ("killed", "timeout")]
+    score = 100.0 * len(killed) / len(counted) if counted else 100.0
+    minutes = (time.monotonic() - run.started) / 60
+    lines = [
+        "# Mutation report",
+        "",
+        f"Generated by `uvx nox -s mutation` (`.ci/mutation.py`) in {minutes:.1f} minutes.",
+        "",
+        f"**Score: {score:.1f} %** — {len(killed)} killed of {len(counted)} non-equivalent "
+        f"mutants ({len(run.mutants) - len(counted)} known equivalent).",
+        "",
+        "| target | file | mutants | killed | survived | equivalent |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for target in targets:
+        own = [m for m in run.mutants if m.target == target.name]
+        lines.append(
+            f"| {target.name} | `{target.path}` | {len(own)} | "
+            f"{sum(m.status in ('killed', 'timeout') for m in own)} | "
+            f"{sum(m.status == 'survived' for m in own)} | "
+            f"{sum(m.status == 'equivalent' for m in own)} |"
+        )
+    survived = [m for m in run.mutants if m.status == "survived"]
+    lines += ["", "## Surviving mutants", ""]
+    if not survived:
+        lines.append("None.")
+    for mutant in survived:
+        lines.append(
+            f"- `{mutant.path}:{mutant.line}` in `{mutant.function}`: {mutant.operator} on "
+            f"`{mutant.source}` — reason: _to be explained (equivalent, or a test to add)_"
+        )
+    equivalent = [m for m in run.mutants if m.status == "equivalent"]
+    lines += ["", "## Known equivalent mutants", ""]
+    if not equivalent:
+        lines.append("None.")
+    for mutant in equivalent:
+        lines.append(
+            f"- `{mutant.path}:{mutant.line}` in `{mutant.function}`: {mutant.operator} on "
+            f"`{mutant.source}` — {mutant.reason}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return score
+
+
+if __name__ == "__main__":
+    sys.exit(main())
