@@ -1,14 +1,16 @@
 """Domain logic of the auth plugin, one module per concern: :mod:`.roles`, :mod:`.users`,
 :mod:`.sessions`, :mod:`.applications`, :mod:`.teams` and :mod:`.grants` (resource access), with
-shared helpers in :mod:`.common`.
+shared helpers in :mod:`.common`, and :mod:`.targets`, the target-relative authorization every
+mutation passes before its handler runs.
 
 Every function takes the :class:`~checkstack_core.context.Context` of the call (its transaction and
 its principal). Handlers and the CLI share these functions; the CLI acts as the auth plugin itself
 (a service principal, which holds every rule), so the same guards apply to everyone else.
 
-Escalation guards: nobody grants what they do not hold. Adding a rule to a role needs the rule;
-giving a role to a user or an application needs every rule of that role; only administrators give
-or take the ``admin`` role; nobody removes their own admin role, and the last administrator stays.
+Escalation guards: nobody grants or acts on what they do not hold (:mod:`.targets`: rules put into
+roles, roles given, changed or deleted, users and applications acted on, teams joined or changed);
+only administrators give, take or act on the ``admin`` role; nobody removes their own admin role
+or deletes themselves, and the last administrator stays (a lock serializes the check).
 
 Import from this package (``from checkstack_auth import service; service.create_user(...)``): the
 names below are its public API.
@@ -35,13 +37,12 @@ from .common import (
 )
 from .grants import AccessServiceImpl, grant, resource_access, revoke, set_team_only
 from .roles import (
-    assert_may_give,
-    check_role_grants,
     create_role,
     delete_role,
     list_roles,
     list_rules,
     resolve_role,
+    resolve_roles_to_give,
     role_info,
     role_rules,
     sync_rules,
@@ -90,11 +91,9 @@ __all__ = [
     "DEFAULT_SESSION_DAYS",
     "AccessServiceImpl",
     "application_info",
-    "assert_may_give",
     "change_manager",
     "change_member",
     "change_password",
-    "check_role_grants",
     "clear_session_cookie",
     "complete_onboarding",
     "count_admins",
@@ -130,6 +129,7 @@ __all__ = [
     "open_session",
     "regenerate_secret",
     "resolve_role",
+    "resolve_roles_to_give",
     "resource_access",
     "revoke",
     "revoke_session",

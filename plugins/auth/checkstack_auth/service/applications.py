@@ -10,11 +10,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Context, Principal, PrincipalKind
-from checkstack_core.errors import Forbidden, validation_error
+from checkstack_core.errors import validation_error
 
 from ..contract import ApplicationInfo
 from ..models import (
-    ADMIN_ROLE,
     APPLICATIONS_ROLE,
     Application,
     ApplicationRole,
@@ -22,8 +21,8 @@ from ..models import (
     utcnow,
 )
 from ..tokens import API_KEY_PREFIX, format_token, new_id, new_secret
-from .common import digester, get_application, is_superior
-from .roles import assert_may_give, check_role_grants
+from .common import digester, get_application
+from .roles import resolve_roles_to_give
 from .teams import assert_membership_rights, resolve_teams
 
 
@@ -104,8 +103,7 @@ async def create_application(
     """A new application holding the ``applications`` role (plus ``roles``); returns its info and
     its token, which exists nowhere else afterwards."""
     session = ctx.session
-    wanted = await check_role_grants(ctx, [APPLICATIONS_ROLE, *roles])
-    await assert_may_give(ctx, wanted)
+    wanted = await resolve_roles_to_give(ctx, [APPLICATIONS_ROLE, *roles])
     joined = await resolve_teams(ctx, teams)
     await assert_membership_rights(ctx, [t.id for t in joined])
     secret = new_secret()
@@ -148,12 +146,8 @@ async def update_application(
     if change_expiry:
         app.expires_at = _check_expiry(expires_at)
     if roles is not None:
-        wanted = await check_role_grants(ctx, roles)
-        wanted_ids = {r.id for r in wanted}
-        removed = set(current_roles[app.id]) - wanted_ids
-        await assert_may_give(ctx, [r for r in wanted if r.id not in current_roles[app.id]])
-        if ADMIN_ROLE in removed and not is_superior(ctx.principal):
-            raise Forbidden("Only administrators can remove the admin role")
+        wanted = await resolve_roles_to_give(ctx, roles)
+        removed = set(current_roles[app.id]) - {r.id for r in wanted}
         if removed:
             await session.exec(
                 sa.delete(ApplicationRole).where(

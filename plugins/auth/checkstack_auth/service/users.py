@@ -16,8 +16,8 @@ from .. import passwords
 from ..contract import UserInfo
 from ..models import ADMIN_ROLE, LoginSession, User, UserRole, utcnow
 from ..tokens import new_id
-from .common import get_user, is_superior, lock
-from .roles import assert_may_give, check_role_grants
+from .common import get_user, lock
+from .roles import resolve_roles_to_give
 
 
 async def user_roles(session: AsyncSession, user_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -70,14 +70,11 @@ async def create_user(
     *,
     name: str = "",
     roles: Sequence[str] = (),
-    check_grants: bool = True,
 ) -> User:
     """A new user with a policy-checked password; CONFLICT when the email is taken."""
     address = passwords.normalize_email(email)
     passwords.check_password(password, email=address)
-    wanted = await check_role_grants(ctx, roles)
-    if check_grants:
-        await assert_may_give(ctx, wanted)
+    wanted = await resolve_roles_to_give(ctx, roles)
     session = ctx.session
     existing = await session.exec(select(User).where(User.email == address))
     if existing.first() is not None:
@@ -101,28 +98,36 @@ async def complete_onboarding(ctx: Context, email: str, password: str, name: str
     await lock(ctx.session)
     if await count_users(ctx.session) > 0:
         raise Forbidden("Onboarding has already been completed")
-    return await create_user(
-        ctx, email, password, name=name, roles=[ADMIN_ROLE], check_grants=False
-    )
+    return await create_user(ctx, email, password, name=name, roles=[ADMIN_ROLE])
+
+
+async def _keep_an_administrator(session: AsyncSession, message: str) -> None:
+    """CONFLICT when the user about to lose the admin role is the last administrator.
+
+    Callers hold the lock row (:func:`.common.lock`) since before they read the user's roles:
+    two concurrent demotions or deletions of the last two administrators then run one after the
+    other, and the second counts after the first committed (on PostgreSQL too, where a count
+    read without the lock would see both administrators in both transactions)."""
+    if await count_admins(session) <= 1:
+        raise Conflict(message)
 
 
 async def set_user_roles(ctx: Context, user_id: str, roles: Sequence[str]) -> User:
     session = ctx.session
     principal = ctx.principal
+    await lock(session)
     user = await get_user(session, user_id)
-    wanted = await check_role_grants(ctx, roles)
+    wanted = await resolve_roles_to_give(ctx, roles)
     wanted_ids = {r.id for r in wanted}
     current = set((await user_roles(session, [user.id]))[user.id])
     added = [r for r in wanted if r.id not in current]
     removed = current - wanted_ids
-    await assert_may_give(ctx, added)
     if ADMIN_ROLE in removed:
         if principal.kind is PrincipalKind.USER and principal.id == user.id:
             raise Forbidden("You cannot remove your own admin role")
-        if not is_superior(principal):
-            raise Forbidden("Only administrators can remove the admin role")
-        if await count_admins(session) <= 1:
-            raise Forbidden("Cannot remove the admin role from the last administrator")
+        await _keep_an_administrator(
+            session, "Cannot remove the admin role from the last administrator"
+        )
     if removed:
         await session.exec(
             sa.delete(UserRole).where(
@@ -144,9 +149,6 @@ async def end_sessions(session: AsyncSession, user_id: str, *, keep: str | None 
 
 async def set_user_password(ctx: Context, user_id: str, password: str) -> None:
     user = await get_user(ctx.session, user_id)
-    roles = (await user_roles(ctx.session, [user.id]))[user.id]
-    if ADMIN_ROLE in roles and not is_superior(ctx.principal):
-        raise Forbidden("Only administrators can set an administrator's password")
     passwords.check_password(password, email=user.email)
     user.password_hash = await passwords.hash_password(password)
     user.updated_at = utcnow()
@@ -157,23 +159,18 @@ async def set_user_password(ctx: Context, user_id: str, password: str) -> None:
 
 async def revoke_user_sessions(ctx: Context, user_id: str) -> None:
     user = await get_user(ctx.session, user_id)
-    roles = (await user_roles(ctx.session, [user.id]))[user.id]
-    if ADMIN_ROLE in roles and not is_superior(ctx.principal):
-        raise Forbidden("Only administrators can end an administrator's sessions")
     await end_sessions(ctx.session, user.id)
 
 
 async def delete_user(ctx: Context, user_id: str) -> None:
     session = ctx.session
     principal = ctx.principal
+    await lock(session)
     user = await get_user(session, user_id)
     if principal.kind is PrincipalKind.USER and principal.id == user.id:
         raise Forbidden("You cannot delete yourself")
     roles = (await user_roles(session, [user.id]))[user.id]
     if ADMIN_ROLE in roles:
-        if not is_superior(principal):
-            raise Forbidden("Only administrators can delete administrators")
-        if await count_admins(session) <= 1:
-            raise Forbidden("Cannot delete the last administrator")
+        await _keep_an_administrator(session, "Cannot delete the last administrator")
     await session.delete(user)
     await session.flush()
