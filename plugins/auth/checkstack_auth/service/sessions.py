@@ -17,6 +17,7 @@ from ..backend import DatabaseAuthBackend, Facts
 from ..contract import SESSION_COOKIE, CurrentUser, SessionInfo
 from ..models import USERS_ROLE, LoginSession, User, utcnow
 from ..tokens import SESSION_PREFIX, format_token, new_id, new_secret, parse_token
+from . import throttle
 from .common import digester, get_user, known_rules
 from .users import end_sessions
 
@@ -74,14 +75,25 @@ def current_session_id(ctx: Context) -> str | None:
 
 
 async def login(ctx: Context, email: str, password: str) -> User:
+    """Check email and password (throttled: :mod:`.throttle`) and open a session."""
     address = email.strip().lower()
+    counters = throttle.keys(ctx, address, ctx.request.client_host if ctx.request else None)
+    limits = throttle.limits(ctx)
+    await throttle.check(ctx, counters, limits)
     found = await ctx.session.exec(select(User).where(User.email == address))
     user = found.first()
     valid, new_hash = await passwords.verify_password(
         password, user.password_hash if user else None
     )
     if user is None or not valid:
+        # This call (and its batch) fails and rolls back anyway: end its transaction now, so
+        # the failure's own short transaction never waits on this one's locks (SQLite has one
+        # writer), then count the failure where the rollback cannot undo it.
+        await ctx.session.rollback()
+        async with ctx.host.db.session() as session:
+            await throttle.record_failure(session, counters, limits.window)
         raise Unauthorized("Invalid email or password")
+    await throttle.clear_account(ctx, counters)
     if new_hash is not None:
         user.password_hash = new_hash
         ctx.session.add(user)
