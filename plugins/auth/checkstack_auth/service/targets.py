@@ -15,10 +15,9 @@ with ``403 FORBIDDEN`` unless the caller
   the grant being given in ``grantTeamAccess``;
 - holds every access rule it puts into a role.
 
-Administrators (and the plugin itself, e.g. the CLI) pass. A user, application or admin-held right
-is never something a non-administrator can act on: the ``admin`` role and administrators are for
-administrators only. Names that resolve to nothing are left to the handler (404/400), and messages
-never name an id the caller did not send.
+Administrators (and the plugin itself, e.g. the CLI) pass; the ``admin`` role, and users and
+applications holding it, are acted on by administrators only. Names that resolve to nothing are
+left to the handler (404/400), and messages never name an id the caller did not send.
 
 Why a single pre-handler step instead of checks inside each operation: the rule is the same for
 every procedure, so it can be stated, documented and tested once (the generated authorization
