@@ -131,6 +131,12 @@ class UnsupportedMediaType(RpcError):
     code = "UNSUPPORTED_MEDIA_TYPE"
 
 
+class TooManyRequests(RpcError):
+    """429: the caller must wait; say how long with ``headers={"retry-after": "<seconds>"}``."""
+
+    code = "TOO_MANY_REQUESTS"
+
+
 class InternalServerError(RpcError):
     code = "INTERNAL_SERVER_ERROR"
 

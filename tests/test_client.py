@@ -23,6 +23,7 @@ from checkstack_core.errors import (
     PayloadTooLarge,
     RpcError,
     ServiceUnavailable,
+    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -229,6 +230,7 @@ SUBCLASS_BY_CODE: dict[str, type[RpcError]] = {
     "UNSUPPORTED_MEDIA_TYPE": UnsupportedMediaType,
     "INTERNAL_SERVER_ERROR": InternalServerError,
     "SERVICE_UNAVAILABLE": ServiceUnavailable,
+    "TOO_MANY_REQUESTS": TooManyRequests,
 }
 
 

@@ -198,6 +198,22 @@ class ResourceSettings(SQLModel, table=True):
     team_only: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
 
 
+class LoginThrottle(SQLModel, table=True):
+    """Failed logins in the current window of one account or one client address.
+
+    ``key`` is a digest of the normalised email or the address (so the table holds no email
+    addresses of strangers); ``scope`` says which. Rows are written in their own short
+    transactions (a failed login's call rolls back) and removed once their window has passed.
+    """
+
+    __tablename__ = "auth_login_throttle"
+
+    scope: str = Field(sa_column=sa.Column(sa.String(10), primary_key=True))
+    key: str = Field(sa_column=sa.Column(sa.String(80), primary_key=True))
+    window_start: datetime = Field(sa_column=sa.Column(UtcDateTime, nullable=False, index=True))
+    failures: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+
+
 __all__ = ["MODELS", "utcnow"]
 
 MODELS: list[type[SQLModel]] = [
@@ -216,4 +232,5 @@ MODELS: list[type[SQLModel]] = [
     TeamManager,
     ResourceGrant,
     ResourceSettings,
+    LoginThrottle,
 ]

@@ -236,11 +236,18 @@ async def test_a_caller_cannot_grant_what_it_does_not_hold(rpc, principals):
         "auth", "updateRole", {"id": greeters, "rules": [MANAGE, "auth.users.manage"]}, role_manager
     )
     assert grow.status_code == 403
-    # Keeping a rule one does not hold is not granting it.
+    # A role holding more than the caller is not the caller's to change, not even its name.
     rename = await rpc(
         "auth", "updateRole", {"id": greeters, "name": "Greeters", "rules": [MANAGE]}, role_manager
     )
-    assert rename.status_code == 200, rename.text
+    assert rename.status_code == 403
+    assert rename.json()["message"] == (
+        f"You cannot change role greeters: it holds access rules you do not hold: {MANAGE}"
+    )
+    own = await rpc("auth", "createRole", {"name": "mine"}, role_manager)
+    mine = own.json()["createRole"]["id"]
+    renamed = await rpc("auth", "updateRole", {"id": mine, "name": "Mine"}, role_manager)
+    assert renamed.status_code == 200, renamed.text
 
 
 async def test_validation_and_not_found(rpc, principals):

@@ -1,5 +1,6 @@
 """A generated authorization test: every procedure of every installed plugin, called by every kind
-of caller, through HTTP with real API keys and session cookies (SPEC §10).
+of caller, through HTTP with real API keys and session cookies (SPEC §10); and every mutation
+naming a principal, a role or a team, called by a caller holding less than what it names.
 
 Callers: anonymous; an application with no roles at all; per procedure an application holding
 exactly its rules and, for each rule, one holding all but that rule (users too, for user-only
@@ -430,3 +431,145 @@ async def test_caller_kind_team_manager(rpc, principals, team_world):
     assert [t["id"] for t in listed.json()["getTeams"]["teams"]] == [team_world["ops"]]
     # Managing a team is not a grant on its resources.
     assert (await rpc("vault", "getItem", {"id": "a"}, manager)).status_code == 403
+
+
+# -- target-relative checks -----------------------------------------------------------------------
+
+#: How an input field names a principal, a role or a team, by its wire name. ``id`` names what the
+#: procedure's name says (``deleteUser``, ``updateRole``, ``addTeamMember``...).
+FIELD_KINDS = {
+    "userId": "user",
+    "applicationId": "application",
+    "teamId": "team",
+    "roles": "role",
+    "teams": "team",
+}
+ID_KINDS = (("Application", "application"), ("User", "user"), ("Team", "team"), ("Role", "role"))
+#: A rule no matrix caller holds: what makes a target "bigger" than the caller.
+BIGGER_RULE = "vault.item.manage"
+
+
+def named_fields(procedure: Procedure) -> dict[str, str]:
+    """Input fields (wire names) of ``procedure`` that name a principal, role or team → kind."""
+    if procedure.kind != "mutation" or not _is_struct(procedure.input):
+        return {}
+    found: dict[str, str] = {}
+    for field in mi.type_info(procedure.input).fields:
+        kind = FIELD_KINDS.get(field.encode_name)
+        if field.encode_name == "id":
+            kind = next((k for word, k in ID_KINDS if word in procedure.name), None)
+        if kind is not None:
+            found[field.encode_name] = kind
+    return found
+
+
+class Targets:
+    """Targets holding more than a caller (``bigger``) and as little as possible (``smaller``)."""
+
+    def __init__(self, principals: Any) -> None:
+        self.principals = principals
+        self._bigger: dict[str, tuple[str, str]] = {}
+        self._made = 0
+
+    async def make(self, kind: str, *, bigger: bool) -> tuple[str, str]:
+        """(id, how messages name it) of a new user, application, role or team."""
+        from checkstack_auth import service
+
+        p = self.principals
+        self._made += 1
+        rules = (BIGGER_RULE,) if bigger else ()
+        if kind == "user":
+            user = await p.user(*rules)
+            return user.id, user.id
+        if kind == "application":
+            app = await p.app(*rules)
+            return app.id, app.id
+        if kind == "role":
+            name = f"{'bigger' if bigger else 'smaller'} role {self._made}"
+            async with p.ctx() as ctx:
+                role = await service.create_role(ctx, name, "", list(rules))
+            return role.id, name
+        team_id = await p.team(f"team {self._made}")
+        if bigger:
+            async with p.ctx() as ctx:
+                await service.grant(ctx, team_id, vault_plugin.ITEM, "x", "manage")
+        return team_id, team_id
+
+    async def bigger(self, kind: str) -> tuple[str, str]:
+        if kind not in self._bigger:
+            self._bigger[kind] = await self.make(kind, bigger=True)
+        return self._bigger[kind]
+
+
+def _target_input(procedure: Procedure, values: dict[str, str]) -> Any:
+    raw = valid_input(procedure)
+    for field, value in values.items():
+        raw[field] = [value] if field in ("roles", "teams") else value
+    return raw
+
+
+async def test_acting_on_more_than_one_holds_is_refused(checkstack_host, principals, rpc):
+    """For every mutation of every installed plugin naming a principal, role or team: a caller
+    holding the procedure's rules but less than the named target is refused (403, naming the
+    target), and the same call naming a target holding less is not refused for its target."""
+    targets = Targets(principals)
+    callers: dict[frozenset[str], Caller] = {}
+    checked: list[str] = []
+    for record in checkstack_host.active():
+        if record.contract is None:
+            continue
+        for procedure in record.contract.procedures:
+            kinds = named_fields(procedure)
+            if not kinds:
+                continue
+            rules = frozenset(rule.qualified_id(record.id) for rule in procedure.rules)
+            assert BIGGER_RULE not in rules
+            if rules not in callers:
+                callers[rules] = await principals.user(*sorted(rules))
+            caller = callers[rules]
+            # A user-and-application choice (team members) names one of them at a time.
+            required = {f.encode_name for f in mi.type_info(procedure.input).fields if f.required}
+            for field, kind in kinds.items():
+                fields = {
+                    f: k
+                    for f, k in kinds.items()
+                    if f == field or (f in required and f not in ("userId", "applicationId"))
+                }
+                smaller = {f: (await targets.make(k, bigger=False))[0] for f, k in fields.items()}
+                big_id, big_name = await targets.bigger(kind)
+                where = f"{record.id}.{procedure.name} naming a bigger {kind} in {field}"
+
+                refused = await rpc(
+                    record.id,
+                    procedure.name,
+                    _target_input(procedure, {**smaller, field: big_id}),
+                    caller,
+                )
+                message = refused.json().get("message", "")
+                assert refused.status_code == 403, f"{where}: {refused.text}"
+                assert big_name in message and not DENIALS.match(message), f"{where}: {message}"
+
+                control = await rpc(
+                    record.id, procedure.name, _target_input(procedure, smaller), caller
+                )
+                assert not (control.status_code == 403 and "you do not hold" in control.text), (
+                    f"{where}, control: {control.text}"
+                )
+                assert "administrators" not in control.text, f"{where}, control: {control.text}"
+                checked.append(f"{procedure.name}.{field}")
+    # Every auth mutation naming someone: users, applications, roles and teams.
+    assert len(checked) >= 24, checked
+    assert {"regenerateApplicationSecret.id", "setUserPassword.id", "setUserRoles.roles"} <= set(
+        checked
+    )
+
+
+def test_every_auth_mutation_declares_its_targets():
+    from checkstack_auth.contract import contract
+    from checkstack_auth.service.targets import TARGETS, UNTARGETED
+
+    mutations = {p.name for p in contract.procedures if p.kind == "mutation"}
+    assert mutations == set(TARGETS) | UNTARGETED
+    assert not set(TARGETS) & UNTARGETED
+    named = {p.name for p in contract.procedures if named_fields(p)}
+    assert named <= set(TARGETS)

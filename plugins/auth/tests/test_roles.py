@@ -132,8 +132,14 @@ async def test_role_procedures(rpc, principals):
     assert clash.status_code == 409
     admin_rules = await rpc("auth", "updateRole", {"id": "admin", "rules": []}, admin)
     assert admin_rules.status_code == 400
-    renamed = await rpc("auth", "updateRole", {"id": "admin", "name": "Admins"}, admin)
-    assert renamed.json()["updateRole"]["name"] == "Admins"
+    for system_role in ("admin", "users", "anonymous", "applications"):
+        renamed = await rpc("auth", "updateRole", {"id": system_role, "name": "Mine"}, admin)
+        assert renamed.status_code == 403
+        assert renamed.json()["message"] == (
+            f"The {system_role} role is built in and cannot be renamed"
+        )
+    described = await rpc("auth", "updateRole", {"id": "users", "description": "All of us"}, admin)
+    assert described.json()["updateRole"]["description"] == "All of us"
     system = await rpc("auth", "deleteRole", {"id": "users"}, admin)
     assert system.status_code == 403
     assert system.json()["message"] == "Cannot delete system role"

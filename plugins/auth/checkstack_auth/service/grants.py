@@ -1,0 +1,105 @@
+"""Resource-level access: team grants, the team-only flag and the ``auth.access`` service other
+plugins call when one of their resources is deleted."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from checkstack_core import Context
+from checkstack_core.errors import validation_error
+
+from ..contract import ResourceAccessInfo, ResourceGrantInfo
+from ..models import ResourceGrant, ResourceSettings, Team
+from .common import get_team, known_resource_types
+
+
+async def resource_access(ctx: Context, resource_type: str, resource_id: str) -> ResourceAccessInfo:
+    session = ctx.session
+    settings = await session.get(ResourceSettings, (resource_type, resource_id))
+    rows = await session.exec(
+        select(ResourceGrant, Team)
+        .join(Team, col(Team.id) == ResourceGrant.team_id)
+        .where(
+            ResourceGrant.resource_type == resource_type, ResourceGrant.resource_id == resource_id
+        )
+        .order_by(Team.name)
+    )
+    return ResourceAccessInfo(
+        resource_type=resource_type,
+        resource_id=resource_id,
+        team_only=bool(settings and settings.team_only),
+        grants=[
+            ResourceGrantInfo(team_id=team.id, team_name=team.name, level=grant.level)
+            for grant, team in rows
+        ],
+    )
+
+
+def _check_resource_type(ctx: Context, resource_type: str) -> None:
+    known = known_resource_types(ctx)
+    if resource_type not in known:
+        raise validation_error(
+            [
+                {
+                    "message": f"Unknown resource type {resource_type}; known: "
+                    + (", ".join(sorted(known)) or "none"),
+                    "path": ["resourceType"],
+                }
+            ]
+        )
+
+
+async def grant(
+    ctx: Context, team_id: str, resource_type: str, resource_id: str, level: str
+) -> ResourceAccessInfo:
+    _check_resource_type(ctx, resource_type)
+    await get_team(ctx.session, team_id)
+    row = await ctx.session.get(ResourceGrant, (resource_type, resource_id, team_id))
+    if row is None:
+        row = ResourceGrant(
+            resource_type=resource_type, resource_id=resource_id, team_id=team_id, level=level
+        )
+    row.level = level
+    ctx.session.add(row)
+    await ctx.session.flush()
+    return await resource_access(ctx, resource_type, resource_id)
+
+
+async def revoke(
+    ctx: Context, team_id: str, resource_type: str, resource_id: str
+) -> ResourceAccessInfo:
+    await ctx.session.exec(
+        sa.delete(ResourceGrant).where(
+            col(ResourceGrant.resource_type) == resource_type,
+            col(ResourceGrant.resource_id) == resource_id,
+            col(ResourceGrant.team_id) == team_id,
+        )
+    )
+    return await resource_access(ctx, resource_type, resource_id)
+
+
+async def set_team_only(
+    ctx: Context, resource_type: str, resource_id: str, team_only: bool
+) -> ResourceAccessInfo:
+    _check_resource_type(ctx, resource_type)
+    row = await ctx.session.get(ResourceSettings, (resource_type, resource_id))
+    if row is None:
+        row = ResourceSettings(resource_type=resource_type, resource_id=resource_id)
+    row.team_only = team_only
+    ctx.session.add(row)
+    await ctx.session.flush()
+    return await resource_access(ctx, resource_type, resource_id)
+
+
+class AccessServiceImpl:
+    """The ``auth.access`` service (see :data:`checkstack_auth.contract.AUTH_ACCESS`)."""
+
+    async def forget_resource(self, ctx: Context, resource_type: str, resource_id: str) -> None:
+        for model in (ResourceGrant, ResourceSettings):
+            await ctx.session.exec(
+                sa.delete(model).where(
+                    col(model.resource_type) == resource_type,
+                    col(model.resource_id) == resource_id,
+                )
+            )
