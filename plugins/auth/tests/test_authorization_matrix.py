@@ -409,28 +409,34 @@ async def test_caller_kind_team_member(rpc, principals, team_world, kind):
 
 
 async def test_caller_kind_team_manager(rpc, principals, team_world):
-    """A team manager without any rule: manages exactly the teams it manages, sees only those."""
+    """A team manager without any rule manages exactly the teams it manages and sees only those;
+    adding a member hands out the team's grants, so only a manager who holds them (a member) may."""
     admin = team_world["admin"]
-    manager = await principals.user()
-    added = await rpc(
-        "auth", "addTeamManager", {"id": team_world["ops"], "userId": manager.id}, admin
-    )
-    assert added.status_code == 200, added.text
+    manager = await principals.user(teams=(team_world["ops"],))
+    outsider = await principals.user()
+    for user in (manager, outsider):
+        added = await rpc(
+            "auth", "addTeamManager", {"id": team_world["ops"], "userId": user.id}, admin
+        )
+        assert added.status_code == 200, added.text
     app = await principals.app()
     member = {"id": team_world["ops"], "applicationId": app.id}
+    refused = await rpc("auth", "addTeamMember", member, outsider)
+    assert refused.status_code == 403
+    assert "grants access you do not hold" in refused.json()["message"]
     joined = await rpc("auth", "addTeamMember", member, manager)
     assert joined.status_code == 200, joined.text
-    assert [m["id"] for m in joined.json()["addTeamMember"]["members"]] == [app.id]
+    assert app.id in [m["id"] for m in joined.json()["addTeamMember"]["members"]]
     foreign = await rpc(
         "auth", "addTeamMember", {"id": team_world["dev"], "applicationId": app.id}, manager
     )
     assert foreign.status_code == 403
     assert foreign.json()["message"] == "Missing access: auth.teams.manage"
-    listed = await rpc("auth", "getTeams", None, manager)
+    listed = await rpc("auth", "getTeams", None, outsider)
     assert listed.status_code == 200
     assert [t["id"] for t in listed.json()["getTeams"]["teams"]] == [team_world["ops"]]
     # Managing a team is not a grant on its resources.
-    assert (await rpc("vault", "getItem", {"id": "a"}, manager)).status_code == 403
+    assert (await rpc("vault", "getItem", {"id": "a"}, outsider)).status_code == 403
 
 
 # -- target-relative checks -----------------------------------------------------------------------
