@@ -21,7 +21,7 @@ from .errors import STATUS_BY_CODE, InternalServerError, RpcError
 from .host import Host
 from .observability import RequestIdMiddleware, current_request_id
 from .protocols import documented, orpc
-from .protocols.common import request_info
+from .protocols.common import check_request, request_info
 from .settings import Settings
 
 logger = logging.getLogger("checkstack.http")
@@ -111,12 +111,11 @@ def create_app(host: Host | None = None, *, settings: Settings | None = None) ->
     @get("/api/plugins", include_in_schema=False)
     async def list_plugins(request: Request[Any, Any, Any]) -> Response[Any]:
         """The plugin report; the same procedure as ``POST /api/core/ {"getPlugins": {}}``."""
+        info = request_info(request)
         try:
+            check_request(request.scope, info, host.settings.base_url, writes=False)
             result = await host.dispatcher.dispatch(
-                "core",
-                [("getPlugins", None)],
-                request_info(request),
-                request_id=current_request_id(),
+                "core", [("getPlugins", None)], info, request_id=current_request_id()
             )
         except RpcError as error:
             return documented.error_response(error)

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .contract import Level
 from .errors import Forbidden, RpcError, Unauthorized
+
+if TYPE_CHECKING:
+    from .context import UnitOfWork
 
 
 class PrincipalKind(StrEnum):
@@ -87,10 +90,16 @@ class RequestInfo:
 class AuthBackend(Protocol):
     """Answers the core's identity and access questions. Every method is async and typed.
 
-    Implementations must be cheap on the hot path: they run on every request.
+    Every method runs on the hot path of a request and receives the call's
+    :class:`~checkstack_core.context.UnitOfWork` as ``uow``: read through
+    ``await uow.connection()`` (or ``uow.session``), which is the one pooled connection the call
+    holds. Never check out another connection (``engine.connect()``) while answering: under load
+    every in-flight call would hold one connection and wait for a second, and the pool would run
+    dry. Data that rarely changes (rules of roles, team-only settings) belongs in a per-process
+    cache validated by one cheap read per call; ``uow.memo`` keeps per-call notes.
     """
 
-    async def authenticate(self, request: RequestInfo) -> Principal | None:
+    async def authenticate(self, request: RequestInfo, *, uow: UnitOfWork) -> Principal | None:
         """Resolve the caller of ``request``.
 
         Return ``None`` when the request presents no credentials (the caller is anonymous).
@@ -99,7 +108,7 @@ class AuthBackend(Protocol):
         """
         ...
 
-    async def anonymous(self) -> Principal:
+    async def anonymous(self, *, uow: UnitOfWork) -> Principal:
         """The principal of an unauthenticated caller (holding the ``anonymous`` role's rules)."""
         ...
 
@@ -110,6 +119,8 @@ class AuthBackend(Protocol):
         resource_ids: Sequence[str],
         level: Level,
         has_global: bool,
+        *,
+        uow: UnitOfWork,
     ) -> set[str]:
         """Which of ``resource_ids`` (of ``resource_type``) ``principal`` may access at ``level``.
 
@@ -130,12 +141,12 @@ class PublicOnlyAuthBackend:
     def __init__(self, public_rules: Iterable[str]) -> None:
         self._anonymous = Principal.anonymous(public_rules)
 
-    async def authenticate(self, request: RequestInfo) -> Principal | None:
+    async def authenticate(self, request: RequestInfo, *, uow: UnitOfWork) -> Principal | None:
         if request.authorization:
             raise Unauthorized("Invalid API key")
         return None
 
-    async def anonymous(self) -> Principal:
+    async def anonymous(self, *, uow: UnitOfWork) -> Principal:
         return self._anonymous
 
     async def admitted_ids(
@@ -145,5 +156,7 @@ class PublicOnlyAuthBackend:
         resource_ids: Sequence[str],
         level: Level,
         has_global: bool,
+        *,
+        uow: UnitOfWork,
     ) -> set[str]:
         return set(resource_ids) if has_global else set()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .auth import Principal, RequestInfo
@@ -52,14 +53,26 @@ class ResponseExtras:
 class UnitOfWork:
     """One transaction shared by every procedure of a call or batch, and the events it emits.
 
-    The session is created on first use; ``commit`` sends the pending events only after the
+    It owns the call's only database connection: the session is created on first use, and
+    everything the call reads — the handlers, the dispatcher's checks and the auth backend's
+    lookups (through :meth:`connection`) — goes through it, so a call never holds one pooled
+    connection while waiting for a second. ``commit`` sends the pending events only after the
     transaction has committed, so no subscriber sees a change that was rolled back.
+
+    A ``read_only`` unit of work (query procedures) opens no transaction: each statement sees the
+    latest committed data and there is nothing to commit.
     """
 
-    def __init__(self, host: Host) -> None:
+    __slots__ = ("_host", "_pending_events", "_session", "memo", "read_only")
+
+    def __init__(self, host: Host, *, read_only: bool = False) -> None:
         self._host = host
         self._session: AsyncSession | None = None
         self._pending_events: list[tuple[str, dict[str, Any]]] = []
+        self.read_only = read_only
+        #: Per-call scratch space for engines (an auth backend notes which cache version this
+        #: call validated); keyed by the owner object.
+        self.memo: dict[Any, Any] = {}
 
     @property
     def has_session(self) -> bool:
@@ -69,15 +82,29 @@ class UnitOfWork:
     @property
     def session(self) -> AsyncSession:
         if self._session is None:
-            self._session = self._host.db.session()
+            self._session = self._host.db.session(read_only=self.read_only)
         return self._session
+
+    async def connection(self) -> AsyncConnection:
+        """The call's database connection, for Core statements (an auth backend's lookups).
+
+        The same connection (and transaction) the handlers' session uses: never check out
+        another one while a call holds this.
+        """
+        return await self.session.connection()
 
     def defer_event(self, name: str, payload: dict[str, Any]) -> None:
         self._pending_events.append((name, payload))
 
     async def commit(self) -> None:
-        if self._session is not None:
-            await self._session.commit()
+        session = self._session
+        if session is not None:
+            if not self.read_only:
+                await session.commit()
+            elif session.new or session.dirty or session.deleted:
+                # A query that changed objects anyway: statements autocommit here, so flushing
+                # is what keeps the change rather than dropping it silently.
+                await session.flush()
         events, self._pending_events = self._pending_events, []
         for name, payload in events:
             await self._host.events.emit(name, payload)
@@ -139,6 +166,11 @@ class Context:
         self._uow = uow
 
     @property
+    def uow(self) -> UnitOfWork:
+        """This call's unit of work (its one connection, transaction and pending events)."""
+        return self._uow
+
+    @property
     def logger(self) -> logging.Logger:
         """The plugin's logger (``checkstack.plugins.<pluginId>``); records carry the request id."""
         return logging.getLogger(f"checkstack.plugins.{self.plugin_id}")
@@ -198,5 +230,5 @@ class Context:
         if self.principal.kind == "service":
             return set(ids)
         return await self.host.auth.admitted_ids(
-            self.principal, resource_type, ids, level, self.principal.holds(rule_id)
+            self.principal, resource_type, ids, level, self.principal.holds(rule_id), uow=self._uow
         )

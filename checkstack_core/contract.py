@@ -148,7 +148,12 @@ class AccessRule:
 
 @dataclass(frozen=True, slots=True)
 class Procedure:
-    """One callable operation of a plugin. Build it with :func:`query` or :func:`mutation`."""
+    """One callable operation of a plugin. Build it with :func:`query` or :func:`mutation`.
+
+    ``sets_cookies`` declares that the handler sets cookies (``ctx.response.cookies``), e.g. a
+    login setting the session cookie. Such a procedure is refused inside an oRPC batch (400):
+    there a cookie would travel serialised in the JSON body, readable by scripts.
+    """
 
     name: str
     kind: Kind
@@ -158,6 +163,7 @@ class Procedure:
     rules: tuple[AccessRule, ...] = ()
     instance: InstanceAccess | None = None
     description: str = ""
+    sets_cookies: bool = False
 
     def instance_access(self, rule: AccessRule) -> InstanceAccess | None:
         """The instance access of ``rule`` here (the procedure's overrides the rule's)."""
@@ -174,6 +180,7 @@ def _procedure(
     rules: Iterable[AccessRule] = (),
     instance: InstanceAccess | None = None,
     description: str = "",
+    sets_cookies: bool = False,
 ) -> Procedure:
     return Procedure(
         name=name,
@@ -184,11 +191,16 @@ def _procedure(
         rules=tuple(rules),
         instance=instance,
         description=description,
+        sets_cookies=sets_cookies,
     )
 
 
 def query(name: str, **options: Any) -> Procedure:
-    """Declare a read-only procedure; options as for :class:`Procedure`."""
+    """Declare a read-only procedure; options as for :class:`Procedure`.
+
+    Pass ``sets_cookies=True`` when the handler sets cookies (a login): the procedure is then
+    refused inside oRPC batches, so a cookie never travels in a JSON body.
+    """
     return _procedure(Kind.QUERY, name, **options)
 
 

@@ -2,6 +2,20 @@
 
 SQLite (the default) gets WAL, a busy timeout, ``synchronous=NORMAL`` and foreign keys on every
 connection; PostgreSQL is selected with ``postgresql+asyncpg://...``.
+
+Transactions are explicit on both databases. Python's ``sqlite3`` driver would otherwise open a
+transaction only at the first write (so DDL and reads before a write run outside any transaction);
+following SQLAlchemy's documented recipe for the SQLite drivers, the driver is put in autocommit
+mode and the engine emits ``BEGIN`` itself:
+
+- **write** sessions (mutations, jobs, event handlers, migrations) begin with ``BEGIN IMMEDIATE``
+  on SQLite, taking the write lock up front, so a mutation's reads are isolated from every other
+  writer and two writers never deadlock upgrading their locks; on PostgreSQL they are ordinary
+  ``READ COMMITTED`` transactions (use ``SELECT ... FOR UPDATE`` or conditional writes for
+  read-then-write rules).
+- **read** sessions (query procedures) open no transaction at all: every statement sees the
+  latest committed data (PostgreSQL's ``READ COMMITTED`` semantics on both databases) and the call
+  costs no ``BEGIN``/``COMMIT`` round trips.
 """
 
 from __future__ import annotations
@@ -10,12 +24,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from . import sqlite_driver
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option naming how a SQLite transaction begins: ``None`` (no transaction: each
+#: statement commits on its own), ``"DEFERRED"`` or ``"IMMEDIATE"``.
+SQLITE_BEGIN = "checkstack_sqlite_begin"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -67,7 +86,9 @@ def redact_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Driver-level autocommit: the engine, not pysqlite, decides where transactions begin.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -76,28 +97,69 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Database:
-    """One engine per host; :meth:`session` opens a session (a unit of work owns and closes it)."""
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    if mode is not None:
+        conn.exec_driver_sql(f"BEGIN {mode}")
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+
+class Database:
+    """One engine per host; :meth:`session` opens a session (a unit of work owns and closes it).
+
+    ``pool_size`` connections are kept open (as many again may be opened under a burst); a caller
+    waits at most ``pool_timeout`` seconds for one, then gets :class:`sqlalchemy.exc.TimeoutError`
+    (the dispatcher answers ``503 SERVICE_UNAVAILABLE`` with ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        pool_timeout: float = 5.0,
+    ) -> None:
         self.url = normalize_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         # SQLAlchemy 2 sessions and connections roll back any open transaction when they close,
         # so the pool's extra rollback on every return is a wasted round trip (a thread hop
-        # with aiosqlite: one of six per read-only call).
-        options: dict[str, Any] = {"echo": echo, "pool_reset_on_return": None}
+        # with aiosqlite). Parameters stay out of error messages: they can hold digests.
+        options: dict[str, Any] = {
+            "echo": echo,
+            "pool_reset_on_return": None,
+            "hide_parameters": True,
+        }
+        if make_url(self.url).database not in (None, "", ":memory:"):
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout)
         if self.dialect == "postgresql":
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            options.update(pool_pre_ping=True)
+        else:
+            options.update(module=sqlite_driver.dbapi())
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sessions = async_sessionmaker(
-            self.engine, class_=AsyncSession, expire_on_commit=False, autoflush=True
+            event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+            read_engine = self.engine.execution_options(**{SQLITE_BEGIN: None})
+            write_engine = self.engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        else:
+            read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            write_engine = self.engine
+        #: The engine for schema changes: one transaction that holds the write lock throughout.
+        self.write_engine: AsyncEngine = write_engine
+        self._read_sessions = async_sessionmaker(
+            read_engine, class_=AsyncSession, expire_on_commit=False, autoflush=True
+        )
+        self._write_sessions = async_sessionmaker(
+            write_engine, class_=AsyncSession, expire_on_commit=False, autoflush=True
         )
 
-    def session(self) -> AsyncSession:
-        """A new session; the caller commits or rolls back and closes it."""
-        return self._sessions()
+    def session(self, *, read_only: bool = False) -> AsyncSession:
+        """A new session; the caller commits or rolls back and closes it.
+
+        ``read_only`` sessions run each statement on its own (no transaction to begin or commit):
+        for query procedures. Anything that writes uses the default.
+        """
+        return self._read_sessions() if read_only else self._write_sessions()
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query (for ``/readyz``)."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .auth import Principal, PrincipalKind, RequestInfo, missing_access
 from .context import Context, ResponseExtras, UnitOfWork
@@ -33,6 +34,7 @@ from .errors import (
     Unauthorized,
     validation_error,
 )
+from .limits import datetime_issues
 
 if TYPE_CHECKING:
     from .host import Host, LoadedPlugin
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("checkstack.dispatch")
 
 MAX_BATCH = 50
+#: Seconds a client is asked to wait when every database connection is busy.
+RETRY_AFTER_BUSY = "1"
 _PATH_SUFFIX = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _MISSING = object()
@@ -67,6 +71,23 @@ def _lookup(data: Any, dotted: str) -> Any:
     return data
 
 
+def _strings_in(value: Any) -> set[str]:
+    """Every string (and integer, as text) anywhere in a JSON value: what the caller sent."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.add(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            found.add(str(item))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
 def _nul_path(value: Any, path: list[str | int]) -> list[str | int] | None:
     if isinstance(value, str):
         return path if "\x00" in value else None
@@ -85,21 +106,30 @@ def _nul_path(value: Any, path: list[str | int]) -> list[str | int] | None:
     return None
 
 
-def _reject_nul(raw: Any) -> None:
+def _reject_nul(raw: Any) -> bytes | None:
     """Refuse text holding NUL characters, which PostgreSQL cannot store (a 500 otherwise).
 
-    Re-encoding is a fast C pass; the walk for the path runs only when one is there.
+    Re-encoding is a fast C pass; the walk for the path runs only when one is there. Returns the
+    encoded input for the other checks on its text (``None`` when it is not JSON-shaped).
     """
     try:
         encoded = msgspec.json.encode(raw)
     except (TypeError, msgspec.EncodeError):
-        return  # not JSON-shaped: validation will say so
+        return None  # not JSON-shaped: validation will say so
     if b"\\u0000" in encoded:  # also matches an escaped backslash before "u0000": confirm
         path = _nul_path(raw, [])
         if path is not None:
             raise validation_error(
                 [{"message": "Text must not contain NUL characters", "path": path}]
             )
+    return encoded
+
+
+def database_busy() -> ServiceUnavailable:
+    """The answer when no database connection freed up within the pool timeout: 503, retry."""
+    return ServiceUnavailable(
+        "The server is busy: try again shortly", headers={"Retry-After": RETRY_AFTER_BUSY}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,14 +205,16 @@ class Dispatcher:
             raise ServiceUnavailable(f"Plugin {plugin_id} is unavailable")
         return loaded
 
-    async def authenticate(self, request: RequestInfo) -> Principal:
+    async def authenticate(self, request: RequestInfo, uow: UnitOfWork) -> Principal:
         """The principal of ``request``: authenticated, or anonymous when it has no credentials."""
         auth = self.host.auth
         try:
-            principal = await auth.authenticate(request)
-            return principal if principal is not None else await auth.anonymous()
+            principal = await auth.authenticate(request, uow=uow)
+            return principal if principal is not None else await auth.anonymous(uow=uow)
         except RpcError:
             raise
+        except PoolTimeout:
+            raise database_busy() from None
         except Exception as exc:
             # A failing auth backend must never turn a caller into an anonymous one.
             logger.exception("Authentication backend failed")
@@ -207,36 +239,55 @@ class Dispatcher:
             raise BadRequest("Empty batch: name at least one procedure")
         if len(calls) > MAX_BATCH:
             raise PayloadTooLarge(f"Batch of {len(calls)} calls exceeds the limit of {MAX_BATCH}")
-        if principal is None:
-            principal = await self.authenticate(request)
+        # One unit of work (one connection) serves authentication, checks and handlers alike.
+        # Only a batch of nothing but queries may skip the transaction.
+        uow = UnitOfWork(self.host, read_only=self._all_queries(loaded, calls))
         response = ResponseExtras()
-        uow = UnitOfWork(self.host)
-
-        context = partial(
-            Context,
-            self.host,
-            plugin_id,
-            principal,
-            uow,
-            request=request,
-            request_id=request_id,
-            response=response,
-        )
         outputs: dict[str, Any] = {}
         try:
+            if principal is None:
+                principal = await self.authenticate(request, uow)
+            context = partial(
+                Context,
+                self.host,
+                plugin_id,
+                principal,
+                uow,
+                request=request,
+                request_id=request_id,
+                response=response,
+            )
             prepared = [await self._prepare(loaded, principal, n, raw, context) for n, raw in calls]
             for call in prepared:
                 outputs[call.name] = await self._run(context(), call)
             await self._flush(uow, prepared[-1].name)
-        except BaseException:
-            await uow.rollback()
-            await uow.close()
-            raise
-        try:
             await uow.commit()
+        except PoolTimeout:
+            await self._discard(uow)
+            raise database_busy() from None
+        except BaseException:
+            await self._discard(uow)
+            raise
+        await uow.close()
+        return CallResult(outputs, response, principal)
+
+    def _all_queries(self, loaded: LoadedPlugin, calls: Sequence[tuple[str, Any]]) -> bool:
+        contract = loaded.contract
+        if contract is None:
+            return False
+        for name, _raw in calls:
+            procedure = contract.by_name.get(name)
+            # An unknown name fails later (after authentication, as the protocol orders it).
+            if procedure is not None and procedure.kind != "query":
+                return False
+        return True
+
+    @staticmethod
+    async def _discard(uow: UnitOfWork) -> None:
+        try:
+            await uow.rollback()
         finally:
             await uow.close()
-        return CallResult(outputs, response, principal)
 
     async def call_in_process(
         self,
@@ -328,12 +379,16 @@ class Dispatcher:
             if raw not in (None, {}):
                 raise validation_error([{"message": "This procedure takes no input", "path": []}])
             return None
-        if raw is not None:
-            _reject_nul(raw)
+        encoded = _reject_nul(raw) if raw is not None else None
         try:
-            return msgspec.convert({} if raw is None else raw, procedure.input)
+            value = msgspec.convert({} if raw is None else raw, procedure.input)
         except msgspec.ValidationError as error:
             raise validation_error(validation_issues(error)) from None
+        # Times a handler could not convert to UTC or compute with (year 1 or 9999).
+        issues = datetime_issues(encoded, value) if encoded is not None else []
+        if issues:
+            raise validation_error(issues)
+        return value
 
     async def _precheck(
         self,
@@ -357,7 +412,7 @@ class Dispatcher:
                 continue
             resource_type = guarded.instance.resource_type
             admitted = await self.host.auth.admitted_ids(
-                principal, resource_type, ids, guarded.level, has_global
+                principal, resource_type, ids, guarded.level, has_global, uow=context().uow
             )
             if not has_global and not admitted:
                 # Neither the rule nor a grant on any of the resources: the honest answer is the
@@ -365,6 +420,10 @@ class Dispatcher:
                 raise missing_access(principal, guarded.rule_id)
             for resource_id in ids:
                 if resource_id not in admitted:
+                    if resolve is not None and resource_id not in _strings_in(raw):
+                        # The id came from stored data, not from the caller: naming it would
+                        # disclose a resource the caller may not even read.
+                        raise Forbidden(f"Access denied to a {resource_type} this call affects")
                     raise Forbidden(f"Access denied to {resource_type} {resource_id}")
 
     @staticmethod
@@ -391,6 +450,8 @@ class Dispatcher:
             raise
         except IntegrityError as exc:
             raise Conflict("The change conflicts with existing data", procedure=call.name) from exc
+        except PoolTimeout:
+            raise
         except Exception as exc:
             logger.exception(
                 "Procedure %s.%s failed",
@@ -434,6 +495,7 @@ class Dispatcher:
                     ids,
                     guarded.level,
                     principal.holds(guarded.rule_id),
+                    uow=ctx.uow,
                 )
                 if ids
                 else set()

@@ -109,6 +109,9 @@ def checkstack_auth_backend(host: Host) -> AuthBackend | None:
     Called once, after migrations and before any plugin's startup callbacks, so the backend may
     read its tables. It must not perform I/O in this hook; do that lazily or in ``on_startup``.
 
+    The backend's methods receive the call's unit of work (``uow``): read through
+    ``await uow.connection()``, the one connection the call holds, never a second one.
+
     Example (the auth plugin)::
 
         @hookimpl

@@ -58,7 +58,11 @@ class Host:
         from .core_plugin import plugin as core_plugin
 
         self.settings = settings or Settings.load()
-        self.db = Database(self.settings.database_url)
+        self.db = Database(
+            self.settings.database_url,
+            pool_size=self.settings.db_pool_size,
+            pool_timeout=self.settings.db_pool_timeout,
+        )
         self.pm = make_plugin_manager()
         extra = [core_plugin, *(plugins or ())]
         self.plugins: dict[str, LoadedPlugin] = {

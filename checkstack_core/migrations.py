@@ -111,7 +111,7 @@ async def _sqlite_file_lock(db: Database) -> AsyncIterator[None]:
 async def upgrade(db: Database, plugins: Iterable[Plugin]) -> dict[str, list[str]]:
     """Bring every plugin's tables to its newest revision; returns the revisions applied."""
     plugins = list(plugins)
-    async with _sqlite_file_lock(db), db.engine.begin() as conn:
+    async with _sqlite_file_lock(db), db.write_engine.begin() as conn:
         return await conn.run_sync(_upgrade_all, plugins)
 
 

@@ -4,6 +4,11 @@ Every request gets an id (a client's sane ``X-Request-ID`` is kept, otherwise a 
 returned in the ``X-Request-ID`` response header and attached to every log record written while
 the request is served. An exception that escapes everything is logged with that id and answered
 with a bare 500 body: no stack trace ever reaches a client.
+
+Log lines cannot be forged: the text format escapes control and line-break characters in the
+message (paths, user agents and procedure names come from requests; ``%0A`` in a path is a line
+feed by the time it is logged) and indents every line of a traceback; the JSON format escapes
+them by construction.
 """
 
 from __future__ import annotations
@@ -42,6 +47,58 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# Everything a log viewer could take for a line break or a terminal escape: C0 controls (tab
+# included, so fields stay one token), DEL, C1 controls and the Unicode line/paragraph separators.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def escape_log_text(text: str) -> str:
+    """``text`` with control and line-break characters escaped (``\\n``, ``\\x00``, ``\\u2028``)."""
+    return _UNSAFE.sub(_escape_char, text) if _UNSAFE.search(text) else text
+
+
+class TextFormatter(logging.Formatter):
+    """The text format: one line per record whatever its fields hold; a traceback follows on
+    lines indented by two spaces, so no line of it can pass for a record of its own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # logging.Formatter.format, except that the traceback is not cached on the record
+        # (another handler may have cached it unindented) and every part is made safe.
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        if record.exc_info:
+            text += "\n" + _indent(self.formatException(record.exc_info))
+        elif record.exc_text:
+            text += "\n" + _indent(record.exc_text)
+        if record.stack_info:
+            text += "\n" + _indent(self.formatStack(record.stack_info))
+        return text
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        escaped = escape_log_text(message)
+        if escaped is message:
+            return super().formatMessage(record)
+        # A copy: other handlers (a test's capture) see the record as it was logged.
+        safe = logging.makeLogRecord(record.__dict__)
+        safe.message = escaped
+        return super().formatMessage(safe)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + escape_log_text(line) for line in text.splitlines())
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, request id, message, exception."""
 
@@ -66,7 +123,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+            TextFormatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
         )
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -37,6 +37,10 @@ SETTINGS_HELP: dict[str, str] = {
     "secret_key": "CHECKSTACK_SECRET_KEY: server key for HMAC digests and signing; never logged",
     "base_url": "CHECKSTACK_BASE_URL: public URL of the server (cookies are Secure for https)",
     "migrate_on_startup": "CHECKSTACK_MIGRATE_ON_STARTUP=0: do not upgrade the database at startup",
+    "db_pool_size": "CHECKSTACK_DB_POOL_SIZE: database connections kept open per process "
+    "(default 10; as many again may open under a burst)",
+    "db_pool_timeout": "CHECKSTACK_DB_POOL_TIMEOUT: seconds a request waits for a free database "
+    "connection before answering 503 with Retry-After (default 5)",
 }
 
 
@@ -64,6 +68,8 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
     migrate_on_startup: bool = True
+    db_pool_size: int = 10
+    db_pool_timeout: float = 5.0
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -95,6 +101,8 @@ class Settings:
                 values[name] = _truthy(raw)
             elif spec.type in ("int", int):
                 values[name] = int(raw)
+            elif spec.type in ("float", float):
+                values[name] = float(raw)
             elif name != "plugin_settings":
                 values[name] = raw
         return cls(**values)

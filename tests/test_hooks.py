@@ -131,7 +131,7 @@ async def test_hook_checkstack_auth_backend(checkstack_settings):
     admin = Principal(PrincipalKind.USER, id="u1", is_admin=True)
 
     class HeaderBackend(PublicOnlyAuthBackend):
-        async def authenticate(self, request: RequestInfo) -> Principal | None:
+        async def authenticate(self, request: RequestInfo, *, uow: Any) -> Principal | None:
             return admin if request.headers.get("x-admin") == "yes" else None
 
     class Hooks:
@@ -142,7 +142,9 @@ async def test_hook_checkstack_auth_backend(checkstack_settings):
     host = await start(checkstack_settings, plugin_with(Hooks()))
     try:
         assert isinstance(host.auth, HeaderBackend)
-        assert await host.auth.authenticate(RequestInfo(headers={"x-admin": "yes"})) is admin
+        async with host.service_context("core") as ctx:
+            request = RequestInfo(headers={"x-admin": "yes"})
+            assert await host.auth.authenticate(request, uow=ctx.uow) is admin
     finally:
         await host.stop()
 
@@ -153,7 +155,8 @@ async def test_without_an_auth_plugin_the_builtin_backend_serves_public_rules(ch
     host = await start(checkstack_settings, hello)
     try:
         assert isinstance(host.auth, PublicOnlyAuthBackend)
-        anonymous = await host.auth.anonymous()
+        async with host.service_context("core") as ctx:
+            anonymous = await host.auth.anonymous(uow=ctx.uow)
         assert anonymous.rules == {"hello.hello.read"}
     finally:
         await host.stop()

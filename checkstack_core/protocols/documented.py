@@ -17,9 +17,15 @@ from ..dispatch import Dispatcher
 from ..errors import BadRequest, InternalServerError, MethodNotSupported, RpcError
 from ..loader import RESERVED_IDS
 from ..observability import current_request_id
-from .common import check_json, extras_headers, log_unexpected, receive_body, scope_info
+from .common import (
+    check_request,
+    decode_json,
+    extras_headers,
+    log_unexpected,
+    receive_body,
+    scope_info,
+)
 
-_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
 
@@ -36,10 +42,7 @@ def error_response(error: RpcError) -> Response[bytes]:
 def _parse(body: bytes) -> list[tuple[str, Any]]:
     if not body.strip():
         raise BadRequest("Empty batch: name at least one procedure")
-    try:
-        document = _decoder.decode(body)
-    except msgspec.DecodeError:
-        raise BadRequest("Malformed JSON body") from None
+    document = decode_json(body)
     if not isinstance(document, dict):
         raise BadRequest(
             "The body must be a JSON object mapping procedure names to inputs, "
@@ -61,6 +64,8 @@ class DocumentedProtocol:
     def __init__(self, dispatcher: Dispatcher, limit: int) -> None:
         self.dispatcher = dispatcher
         self.limit = limit
+        #: The public URL whose origin cross-site checks accept besides the request's Host.
+        self.base_url = dispatcher.host.settings.base_url
 
     def plugin_id(self, scope: Scope) -> str | None:
         """The plugin id when ``scope`` is a request of this protocol, else ``None``."""
@@ -81,8 +86,8 @@ class DocumentedProtocol:
                 extra.append((b"allow", b"POST"))
                 raise MethodNotSupported(f"Method {method} is not supported here")
             self.dispatcher.plugin(plugin_id)  # 404/503 before reading a body for nobody
+            check_request(scope, info, self.base_url, writes=True)
             body = await receive_body(receive, info, self.limit)
-            check_json(info)
             calls = _parse(body)
             result = await self.dispatcher.dispatch(
                 plugin_id, calls, info, request_id=current_request_id()

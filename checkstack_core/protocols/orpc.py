@@ -28,7 +28,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 import msgspec.inspect as mi
@@ -52,11 +52,16 @@ from ..errors import (
 from ..observability import current_request_id
 from .common import (
     apply_extras,
+    check_cookies,
+    check_header_values,
+    check_request,
+    decode_json,
     litestar_cookie,
     log_unexpected,
+    parse_cookies,
+    query_value,
     read_body,
     request_info,
-    require_json,
 )
 
 logger = logging.getLogger("checkstack.protocols.orpc")
@@ -81,26 +86,17 @@ _ALL_METHODS = [
     HttpMethod.DELETE,
 ]
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder()
 _MISSING: Any = object()
 
 # -- serializer: input envelope -------------------------------------------------------------
 
 
-def _query_value(query: str, name: str) -> str:
-    """The last value of ``name`` in a query string (as oRPC reads ``data`` and ``batch``)."""
-    values = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == name]
-    return values[-1] if values else ""
-
-
-def parse_json(data: bytes | str) -> Any:
-    """Decode JSON text; an empty text is ``None`` (oRPC's ``parseEmptyableJSON``)."""
-    if not data or (isinstance(data, bytes) and not data.strip()):
+def parse_json(data: bytes) -> Any:
+    """Decode JSON text; an empty text is ``None`` (oRPC's ``parseEmptyableJSON``). Hostile
+    text (too deep, not UTF-8, malformed) is BAD_REQUEST (:func:`.common.decode_json`)."""
+    if not data.strip():
         return None
-    try:
-        return _decoder.decode(data)
-    except msgspec.DecodeError:
-        raise BadRequest("Malformed JSON body") from None
+    return decode_json(data)
 
 
 def decode_envelope(document: Any) -> Any:
@@ -132,8 +128,9 @@ def apply_meta(value: Any, meta: list[Any]) -> Any:
     """Revive the values ``meta`` marks, in order (a Set's or Map's items come before it).
 
     Dates stay ISO strings (msgspec converts them into ``datetime`` fields), bigints become
-    ints, NaN a float, Maps dicts; an unknown type code or a path that does not exist is
-    ``BAD_REQUEST``.
+    ints, NaN a float, Maps dicts (with string keys only: the input is JSON, whose object keys
+    are strings); an unknown type code, a path that does not exist or a Map key that is not a
+    string is ``BAD_REQUEST``.
     """
     root = [value]
     for item in meta:
@@ -183,12 +180,10 @@ def _revive(code: int, value: Any, path: list[Any]) -> Any:
         expect(
             isinstance(value, list)
             and all(
-                isinstance(entry, list)
-                and len(entry) == 2
-                and (entry[0] is None or isinstance(entry[0], str | int | float | bool))
+                isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
                 for entry in value
             ),
-            "an array of [key, value] pairs with scalar keys",
+            "an array of [key, value] pairs with string keys",
         )
         return {entry[0]: entry[1] for entry in value}
     raise BadRequest(f"Unsupported oRPC meta type {code} at {path!r}")
@@ -591,19 +586,26 @@ async def serve_call(
     """Answer one oRPC request (``GET ?data=`` or ``POST`` envelope); never raises."""
     method = request.method.upper()
     body = b""
-    if method == "POST":
-        try:
-            dispatcher.plugin(plugin_id)
+    try:
+        dispatcher.plugin(plugin_id)
+        # Only a POST can change state: a GET may only run a query, any other method is refused
+        # (see run_call).
+        check_request(
+            request.scope,
+            request_info(request),
+            dispatcher.host.settings.base_url,
+            writes=method == "POST",
+        )
+        if method == "POST":
             body = await read_body(request, limit)
-            require_json(request)
-        except RpcError as error:
-            return error_response(error)
-        except HTTPException as exc:
-            return error_response(_as_rpc_error(exc))
+    except RpcError as error:
+        return error_response(error)
+    except HTTPException as exc:
+        return error_response(_as_rpc_error(exc))
 
     def document() -> Any:
         if method == "GET":
-            return parse_json(_query_value(request.scope["query_string"].decode("latin-1"), "data"))
+            return parse_json(query_value(request.scope["query_string"], "data"))
         return parse_json(body)
 
     reply = await run_call(
@@ -635,10 +637,20 @@ class BatchItem:
     body: Any
 
 
-def _header_value(name: str, value: Any) -> str:
-    if isinstance(value, list):
-        return ("; " if name == "cookie" else ", ").join(str(v) for v in value)
-    return str(value)
+def _header_value(index: int, name: str, value: Any) -> str:
+    """One item header as text: a string, or a list of strings (a repeated header)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(
+            f"Invalid batch request: item {index} header {name!r} must be a string "
+            "or a list of strings"
+        )
+    if name == "authorization" and len(value) > 1:
+        raise BadRequest(
+            f"Invalid batch request: item {index} has more than one Authorization header"
+        )
+    return ("; " if name == "cookie" else ", ").join(value)
 
 
 def parse_batch(items: Any, method: str) -> list[BatchItem]:
@@ -655,6 +667,12 @@ def parse_batch(items: Any, method: str) -> list[BatchItem]:
     for index, item in enumerate(items):
         url = item.get("url") if isinstance(item, dict) else None
         item_method = item.get("method", method) if isinstance(item, dict) else None
+        if method == "GET" and isinstance(item_method, str) and item_method.upper() != "GET":
+            # A GET must never change state, whatever its items say.
+            raise BadRequest(
+                f"Invalid batch request: item {index} asks for {item_method.upper()} "
+                "inside a GET batch: send the batch with POST"
+            )
         headers = item.get("headers") or {} if isinstance(item, dict) else None
         if not isinstance(url, str) or not isinstance(item_method, str):
             raise BadRequest(
@@ -666,20 +684,47 @@ def parse_batch(items: Any, method: str) -> list[BatchItem]:
             parts = urlsplit(url)
         except ValueError:
             raise BadRequest(f"Invalid batch request: item {index} has a malformed url") from None
+        item_headers = {
+            k.lower(): _header_value(index, k.lower(), v)
+            for k, v in headers.items()
+            if v is not None
+        }
+        # Item headers are JSON: unlike a real header they can carry NUL or a line break, which
+        # would reach the database (a session's user agent) and the log.
+        check_header_values(item_headers)
+        if "cookie" in item_headers:
+            check_cookies([item_headers["cookie"]])
         parsed.append(
             BatchItem(
                 method=item_method.upper(),
                 path=parts.path,
                 query=parts.query,
-                headers={
-                    str(k).lower(): _header_value(str(k).lower(), v)
-                    for k, v in headers.items()
-                    if v is not None
-                },
+                headers=item_headers,
                 body=item.get("body"),
             )
         )
     return parsed
+
+
+def refuse_cookie_setters(dispatcher: Dispatcher, items: list[BatchItem]) -> None:
+    """BAD_REQUEST when an item calls a procedure declared ``sets_cookies`` (login, logout...).
+
+    Inside a batch, a cookie can only travel serialised in the JSON body, where a script can
+    read it (HttpOnly would be lost) and where one request could carry many login attempts.
+    Checked before any item runs: the whole batch is refused.
+    """
+    for index, item in enumerate(items):
+        target = _route(item.path)
+        if target is None:
+            continue
+        loaded = dispatcher.host.plugins.get(target[0])
+        contract = loaded.contract if loaded is not None else None
+        procedure = contract.by_name.get(target[1]) if contract is not None else None
+        if procedure is not None and procedure.sets_cookies:
+            raise BadRequest(
+                f"Invalid batch request: item {index} calls {target[0]}.{target[1]}, which "
+                "sets cookies and cannot be batched: call it on its own"
+            )
 
 
 def _item_info(base: RequestInfo, headers: dict[str, str]) -> RequestInfo:
@@ -687,13 +732,7 @@ def _item_info(base: RequestInfo, headers: dict[str, str]) -> RequestInfo:
     if not headers:
         return base
     merged = {**base.headers, **headers}
-    cookies = dict(base.cookies)
-    if "cookie" in headers:
-        cookies = {}
-        for part in headers["cookie"].split(";"):
-            name, sep, value = part.strip().partition("=")
-            if sep and name:
-                cookies[name] = value
+    cookies = parse_cookies(headers["cookie"]) if "cookie" in headers else base.cookies
     return RequestInfo(
         headers=merged, cookies=cookies, client_host=base.client_host, secure=base.secure
     )
@@ -730,7 +769,7 @@ async def run_item(
 
     def document() -> Any:
         if item.method == "GET":
-            return parse_json(_query_value(item.query, "data"))
+            return parse_json(query_value(item.query, "data"))
         return item.body
 
     reply = await run_call(
@@ -756,17 +795,20 @@ async def serve_batch(
     mode = "buffered" if request.headers.get("x-orpc-batch") == "buffered" else "streaming"
     method = request.method.upper()
     try:
-        if method == "GET":
-            document = parse_json(
-                _query_value(request.scope["query_string"].decode("latin-1"), "batch")
-            )
-        elif method == "POST":
-            body = await read_body(request, limit)
-            require_json(request)
-            document = parse_json(body)
-        else:
+        if method not in ("GET", "POST"):
             raise MethodNotSupported(f"Method {method} is not supported for batches: use POST")
+        check_request(
+            request.scope,
+            request_info(request),
+            dispatcher.host.settings.base_url,
+            writes=method == "POST",
+        )
+        if method == "GET":
+            document = parse_json(query_value(request.scope["query_string"], "batch"))
+        else:
+            document = parse_json(await read_body(request, limit))
         items = parse_batch(document, method)
+        refuse_cookie_setters(dispatcher, items)
     except RpcError as error:
         return error_response(error)
     except HTTPException as exc:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..auth import Principal, PrincipalKind, RequestInfo
+from ..context import UnitOfWork
 from ..contract import Level
 from ..errors import Unauthorized
 
@@ -105,7 +106,7 @@ class MemoryAuth:
 
     # -- AuthBackend --------------------------------------------------------------------------
 
-    async def authenticate(self, request: RequestInfo) -> Principal | None:
+    async def authenticate(self, request: RequestInfo, *, uow: UnitOfWork) -> Principal | None:
         header = request.authorization
         if not header:
             return None
@@ -116,7 +117,7 @@ class MemoryAuth:
             raise Unauthorized("Invalid API key")
         return caller.principal
 
-    async def anonymous(self) -> Principal:
+    async def anonymous(self, *, uow: UnitOfWork) -> Principal:
         return Principal.anonymous(self.anonymous_rules)
 
     async def admitted_ids(
@@ -126,6 +127,8 @@ class MemoryAuth:
         resource_ids: Sequence[str],
         level: Level,
         has_global: bool,
+        *,
+        uow: UnitOfWork,
     ) -> set[str]:
         admitted: set[str] = set()
         for resource_id in resource_ids:

@@ -386,6 +386,7 @@ contract = Contract(
         ),
         mutation(
             "completeOnboarding",
+            sets_cookies=True,
             input=OnboardingInput,
             output=CurrentUser,
             caller="anonymous",
@@ -393,6 +394,7 @@ contract = Contract(
         ),
         mutation(
             "login",
+            sets_cookies=True,
             input=LoginInput,
             output=CurrentUser,
             caller="anonymous",
@@ -400,6 +402,7 @@ contract = Contract(
         ),
         mutation(
             "logout",
+            sets_cookies=True,
             output=Done,
             caller="anonymous",
             description="End the current session (if any) and clear the session cookie.",

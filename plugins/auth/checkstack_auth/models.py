@@ -42,12 +42,19 @@ def _fk(target: str, *, primary_key: bool = False, index: bool = False) -> sa.Co
 
 class AuthMeta(SQLModel, table=True):
     """One row (id 1) that writers lock to serialize what must not race: onboarding (only while
-    no user exists) and the startup sync of rules into roles."""
+    no user exists) and the startup sync of rules into roles.
+
+    ``authz_version`` is bumped by database triggers whenever role rules, grants or team-only
+    settings change; every process compares it with its cache once per call.
+    """
 
     __tablename__ = "auth_meta"
 
     id: int = Field(default=1, primary_key=True)
     lock_counter: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
+    authz_version: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
+    )
 
 
 class User(SQLModel, table=True):

@@ -42,9 +42,10 @@ def authenticate(env: dict[str, str], token: str) -> Any:
         host = Host(Settings.load(env))
         await host.start()
         try:
-            return await host.auth.authenticate(
-                RequestInfo(headers={"authorization": f"Bearer {token}"})
-            )
+            async with host.service_context("auth") as ctx:
+                return await host.auth.authenticate(
+                    RequestInfo(headers={"authorization": f"Bearer {token}"}), uow=ctx.uow
+                )
         finally:
             await host.stop()
 

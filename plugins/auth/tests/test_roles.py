@@ -60,8 +60,9 @@ async def test_removals_survive_restarts(checkstack_settings):
         async with host.service_context("auth") as ctx:
             await service.update_role(ctx, "anonymous", rules=[])
             await service.update_role(ctx, "users", rules=[])
-        # Anonymous callers lose the rule at once (no cache to expire).
-        anonymous = await host.auth.anonymous()
+        # Anonymous callers lose the rule at once (the cache is validated on every call).
+        async with host.service_context("auth") as ctx:
+            anonymous = await host.auth.anonymous(uow=ctx.uow)
         assert "hello.hello.read" not in anonymous.rules
     async with started(checkstack_settings, auth_plugin, hello_plugin) as host:
         roles = await _roles(host)
@@ -106,7 +107,10 @@ async def test_admin_holds_rules_of_plugins_installed_later(checkstack_settings)
         await service.open_session(ctx, user)
         token = ctx.response.cookies[-1].value
     async with started(checkstack_settings, auth_plugin, hello_plugin) as host:
-        principal = await host.auth.authenticate(RequestInfo(cookies={"checkstack_session": token}))
+        async with host.service_context("auth") as ctx:
+            principal = await host.auth.authenticate(
+                RequestInfo(cookies={"checkstack_session": token}), uow=ctx.uow
+            )
         assert principal is not None and principal.is_admin
         assert principal.holds("hello.hello.manage")
         assert (await _roles(host))["anonymous"] == ["hello.hello.read"]

@@ -10,6 +10,7 @@ from checkstack_auth.models import ResourceGrant, ResourceSettings
 from checkstack_hello import plugin as hello_plugin
 
 from checkstack_core import Level, Principal, PrincipalKind
+from checkstack_core.context import UnitOfWork
 
 from . import vault_plugin
 from .vault_plugin import ITEM
@@ -258,8 +259,16 @@ async def test_admitted_ids_answers_large_lists(checkstack_host, principals, wor
     ids = [f"id-{n}" for n in range(1500)]
     auth = checkstack_host.auth
     holder = Principal(PrincipalKind.USER, id="u", rules=frozenset({READ}))
-    admitted = await auth.admitted_ids(holder, ITEM, ids, Level.READ, True)
-    assert admitted == set(ids) - {"id-7"}
     member = Principal(PrincipalKind.APPLICATION, id="m", team_ids=frozenset({world["ops"]}))
-    assert await auth.admitted_ids(member, ITEM, ids, Level.READ, False) == {"id-7"}
-    assert await auth.admitted_ids(member, ITEM, ids, Level.MANAGE, False) == set()
+    # Both paths: read-only calls decide from the cache, writing calls from their transaction.
+    for read_only in (True, False):
+        uow = UnitOfWork(checkstack_host, read_only=read_only)
+        try:
+            admitted = await auth.admitted_ids(holder, ITEM, ids, Level.READ, True, uow=uow)
+            assert admitted == set(ids) - {"id-7"}
+            assert await auth.admitted_ids(member, ITEM, ids, Level.READ, False, uow=uow) == {
+                "id-7"
+            }
+            assert await auth.admitted_ids(member, ITEM, ids, Level.MANAGE, False, uow=uow) == set()
+        finally:
+            await uow.close()

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import msgspec
 
 from checkstack_core import AccessRule, Contract, InstanceAccess, Schema, mutation, query
+from checkstack_core.limits import json_too_deep
 
 PLUGIN_ID = "catalog"
 
@@ -46,6 +47,9 @@ MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 2000
 #: Largest ``metadata`` object, measured as encoded JSON.
 MAX_METADATA_BYTES = 16 * 1024
+#: Deepest nesting of ``metadata`` (the object itself is level 1). Stored free-form JSON is
+#: decoded again by every later read, so a deep document would break reads for everyone.
+MAX_METADATA_DEPTH = 16
 MAX_ID_LENGTH = 100
 #: Most ids one ``resolveSystems`` call may name.
 MAX_RESOLVE_IDS = 1000
@@ -54,6 +58,16 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LENGTH)]
 Description = Annotated[str, msgspec.Meta(max_length=MAX_DESCRIPTION_LENGTH)]
 Metadata = dict[str, Any]
+
+
+def check_metadata_depth(metadata: Any) -> None:
+    """ValueError (a validation issue, from an input's ``__post_init__``) when ``metadata``
+    nests deeper than :data:`MAX_METADATA_DEPTH`."""
+    if isinstance(metadata, dict) and json_too_deep(
+        msgspec.json.encode(metadata), MAX_METADATA_DEPTH
+    ):
+        raise ValueError(f"metadata must be nested at most {MAX_METADATA_DEPTH} levels deep")
+
 
 # -- wire types ------------------------------------------------------------------------------------
 
@@ -116,6 +130,9 @@ class NewSystem(Schema):
     description: Description | None = None
     metadata: Metadata = msgspec.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_metadata_depth(self.metadata)
+
 
 class SystemUpdate(Schema):
     """Only the fields present change; ``"description": null`` clears the description."""
@@ -125,11 +142,17 @@ class SystemUpdate(Schema):
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
     metadata: Metadata | msgspec.UnsetType = msgspec.UNSET
 
+    def __post_init__(self) -> None:
+        check_metadata_depth(self.metadata)
+
 
 class NewGroup(Schema):
     name: Name
     description: Description | None = None
     metadata: Metadata = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_metadata_depth(self.metadata)
 
 
 class GroupUpdate(Schema):
@@ -139,6 +162,9 @@ class GroupUpdate(Schema):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
     metadata: Metadata | msgspec.UnsetType = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        check_metadata_depth(self.metadata)
 
 
 class Membership(Schema):

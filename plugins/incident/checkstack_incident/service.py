@@ -284,7 +284,7 @@ class SuppressionService:
         self._db = ctx.host.db
 
     async def suppressed(self, system_id: str, at: datetime | None = None) -> bool:
-        async with self._db.session() as session:
+        async with self._db.session(read_only=True) as session:
             return await suppressed(session, system_id, at)
 
 

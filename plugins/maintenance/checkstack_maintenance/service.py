@@ -381,7 +381,7 @@ class WindowStatusService:
 
     async def suppressed(self, system_id: str, at: datetime | None = None) -> bool:
         """See :meth:`MaintenanceStatus.suppressed`."""
-        async with self._db.session() as session:
+        async with self._db.session(read_only=True) as session:
             return await is_suppressed(session, system_id, at)
 
 

@@ -1,0 +1,210 @@
+"""The request path with the real auth backend: one connection per call, a bounded wait for one,
+and cached authorization data that every process sees change on its next request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from checkstack_core.app import create_app
+from checkstack_core.host import Host
+from checkstack_core.settings import Settings
+
+from . import vault_plugin
+from .vault_plugin import ITEM
+
+READ = "vault.item.read"
+HELLO_READ = "hello.hello.read"
+
+
+@pytest.fixture
+def checkstack_plugins() -> list[Any]:
+    from checkstack_auth import plugin
+    from checkstack_hello import plugin as hello
+
+    return [plugin, hello, vault_plugin.plugin]
+
+
+@pytest.fixture(autouse=True)
+def _empty_vault() -> Iterator[None]:
+    vault_plugin.ITEMS.clear()
+    yield
+    vault_plugin.ITEMS.clear()
+
+
+@contextmanager
+def checkouts(host: Host) -> Iterator[list[int]]:
+    """Count pool checkouts and the most connections held at once while the block runs."""
+    held = [0]
+    seen = {"checkouts": 0, "most": 0}
+
+    def checkout(*_: Any) -> None:
+        held[0] += 1
+        seen["checkouts"] += 1
+        seen["most"] = max(seen["most"], held[0])
+
+    def checkin(*_: Any) -> None:
+        held[0] -= 1
+
+    pool = host.db.engine.sync_engine.pool
+    event.listen(pool, "checkout", checkout)
+    event.listen(pool, "checkin", checkin)
+    counts: list[int] = []
+    try:
+        yield counts
+    finally:
+        event.remove(pool, "checkout", checkout)
+        event.remove(pool, "checkin", checkin)
+        counts.extend([seen["checkouts"], seen["most"]])
+
+
+async def _world(rpc: Any, principals: Any) -> dict[str, Any]:
+    admin = await principals.admin()
+    for item in ("a", "b", "c"):
+        response = await rpc("vault", "createItem", {"id": item, "name": item.upper()}, admin)
+        assert response.status_code == 200, response.text
+    team = await rpc("auth", "createTeam", {"name": "ops"}, admin)
+    return {"admin": admin, "ops": team.json()["createTeam"]["id"]}
+
+
+async def test_every_call_holds_exactly_one_connection(checkstack_host, rpc, principals):
+    world = await _world(rpc, principals)
+    await rpc(
+        "auth",
+        "grantTeamAccess",
+        {"teamId": world["ops"], "resourceType": ITEM, "resourceId": "b", "level": "read"},
+        world["admin"],
+    )
+    key = await principals.app(READ, HELLO_READ)
+    user = await principals.user(READ)
+    calls = [
+        ("hello", "getGreeting", {"name": "x"}, None),
+        ("hello", "getGreeting", {"name": "x"}, key),
+        ("vault", "getItems", None, key),
+        ("vault", "getItems", None, user),
+        ("vault", "getItem", {"id": "b"}, key),
+        ("vault", "updateItem", {"id": "b", "name": "B2"}, world["admin"]),
+    ]
+    for plugin, procedure, body, caller in calls:
+        with checkouts(checkstack_host) as seen:
+            response = await rpc(plugin, procedure, body, caller)
+        assert response.status_code == 200, (procedure, response.text)
+        # (The lastUsedAt write of a key runs after the call, on its own, at most once a minute.)
+        await checkstack_host.auth.flush()
+        assert seen[1] == 1, f"{procedure} held {seen[1]} connections at once"
+
+
+@asynccontextmanager
+async def _second_process(settings: Settings, plugins: list[Any]) -> AsyncIterator[Any]:
+    """Another host on the same database: a process with a cache of its own."""
+    host = Host(settings, plugins=plugins, discover_installed=False)
+    await host.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(host))
+        async with httpx.AsyncClient(transport=transport, base_url="http://other") as client:
+            yield client
+    finally:
+        await host.stop()
+
+
+async def test_changes_reach_another_process_on_its_next_request(
+    checkstack_settings, checkstack_plugins, rpc, principals
+):
+    async with _second_process(checkstack_settings, checkstack_plugins) as other:
+        # (Started first: the vault keeps its items in memory and clears them on start.)
+        world = await _world(rpc, principals)
+        role_id = await principals.role(READ, HELLO_READ)
+        key = await principals.app(roles=(role_id,))
+
+        async def items(headers: dict[str, str] | None = None) -> Any:
+            response = await other.post("/api/vault/", json={"getItems": {}}, headers=headers)
+            return response.status_code, [i["id"] for i in response.json()["getItems"]["items"]]
+
+        async def greet(headers: dict[str, str] | None = None) -> int:
+            response = await other.post(
+                "/api/hello/", json={"getGreeting": {"name": "x"}}, headers=headers
+            )
+            return response.status_code
+
+        # Warm the other process's cache.
+        assert await items(key.headers) == (200, ["a", "b", "c"])
+        assert await greet() == 200
+
+        # A grant plus team-only on "b" shuts the key out of it, in the other process at once.
+        await rpc(
+            "auth",
+            "grantTeamAccess",
+            {"teamId": world["ops"], "resourceType": ITEM, "resourceId": "b", "level": "read"},
+            world["admin"],
+        )
+        await rpc(
+            "auth",
+            "setTeamOnly",
+            {"resourceType": ITEM, "resourceId": "b", "teamOnly": True},
+            world["admin"],
+        )
+        assert await items(key.headers) == (200, ["a", "c"])
+
+        # The anonymous role losing a rule: guests must authenticate on the next request.
+        roles = (await rpc("auth", "getRoles", None, world["admin"])).json()["getRoles"]["roles"]
+        anonymous = next(r for r in roles if r["id"] == "anonymous")
+        kept = [rule for rule in anonymous["rules"] if rule != HELLO_READ]
+        changed = await rpc(
+            "auth", "updateRole", {"id": "anonymous", "rules": kept}, world["admin"]
+        )
+        assert changed.status_code == 200, changed.text
+        assert await greet() == 401
+
+        # A key's role losing its rule: the key is refused on the next request.
+        stripped = await rpc("auth", "updateRole", {"id": role_id, "rules": []}, world["admin"])
+        assert stripped.status_code == 200, stripped.text
+        # (A filtered list answers without the rule, listing only what grants admit: nothing.)
+        assert await items(key.headers) == (200, [])
+        assert await greet(key.headers) == 403
+
+
+async def test_a_writing_call_sees_the_grants_it_made_itself(checkstack_host, rpc, principals):
+    from checkstack_auth import service
+
+    from checkstack_core import Level, Principal, PrincipalKind
+
+    world = await _world(rpc, principals)
+    member = Principal(PrincipalKind.APPLICATION, id="m", team_ids=frozenset({world["ops"]}))
+    # Warm the shared cache with "no grants on a".
+    assert (await rpc("vault", "getItems", None, await principals.app(READ))).status_code == 200
+    async with checkstack_host.service_context("auth") as ctx:
+        await service.grant(ctx, world["ops"], ITEM, "a", "manage")
+        admitted = await checkstack_host.auth.admitted_ids(
+            member, ITEM, ["a", "b"], Level.MANAGE, False, uow=ctx.uow
+        )
+        assert admitted == {"a"}
+
+
+async def test_an_exhausted_pool_answers_503_with_retry_after(checkstack_settings):
+    from dataclasses import replace
+
+    from checkstack_hello import plugin as hello
+
+    settings = replace(checkstack_settings, db_pool_size=1, db_pool_timeout=0.2)
+    host = Host(settings, plugins=[hello], discover_installed=False)
+    await host.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(host))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            # Every connection the pool may open (pool_size + as many again) is taken.
+            async with host.db.engine.connect() as one, host.db.engine.connect() as two:
+                for conn in (one, two):
+                    await conn.exec_driver_sql("SELECT 1")
+                busy = await client.post("/api/hello/", json={"getGreeting": {"name": "x"}})
+            assert busy.status_code == 503
+            assert busy.headers["retry-after"] == "1"
+            assert busy.json()["code"] == "SERVICE_UNAVAILABLE"
+            again = await client.post("/api/hello/", json={"getGreeting": {"name": "x"}})
+            assert again.status_code == 200
+    finally:
+        await host.stop()
