@@ -215,11 +215,11 @@ async def _python_load(
         return head
 
     async def worker() -> None:
-        writer: asyncio.StreamWriter | None = None
+        stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         while time.perf_counter() < deadline:
-            if writer is None:
+            if stream is None:
                 try:
-                    reader, writer = await asyncio.wait_for(
+                    stream = await asyncio.wait_for(
                         asyncio.open_connection(host, port), request_timeout
                     )
                 except (OSError, TimeoutError):
@@ -228,7 +228,7 @@ async def _python_load(
                     continue
             started = time.perf_counter()
             try:
-                head = await asyncio.wait_for(exchange(reader, writer), request_timeout)
+                head = await asyncio.wait_for(exchange(*stream), request_timeout)
             except TimeoutError:
                 counts["timeout"] += 1
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
@@ -238,10 +238,10 @@ async def _python_load(
                 if not head.startswith(b"HTTP/1.1 2"):
                     counts["non2xx"] += 1
                 continue
-            writer.close()  # like wrk: a failed or timed-out connection is replaced
-            writer = None
-        if writer is not None:
-            writer.close()
+            stream[1].close()  # like wrk: a failed or timed-out connection is replaced
+            stream = None
+        if stream is not None:
+            stream[1].close()
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))

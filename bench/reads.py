@@ -21,8 +21,10 @@ target: >= 0.5 at 32 connections).
 Also measured, one round each: ``hello.getGreeting`` and one list procedure of every other
 plugin (found in the server's OpenAPI document), anonymously and with the key where allowed.
 
-Error answers, socket errors and timeouts (no answer within ``--timeout``) are counted in every
-measurement; a run with any of them says so at the end and exits with status 1.
+Error answers, socket errors and timeouts (no answer within ``--timeout``, and a server still
+busy longer than that after the load stopped: requests hung inside) are counted in every
+measurement; a run with any of them says so at the end and exits with status 1. What the servers
+logged as errors is summed up by cause at the end.
 """
 
 from __future__ import annotations
