@@ -14,6 +14,7 @@ from typing import Any, cast
 import msgspec
 import sqlalchemy as sa
 from checkstack_catalog.contract import SYSTEM
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -119,15 +120,44 @@ async def _systems_by_incident(
     return found
 
 
-async def _load(session: AsyncSession, incident_id: str, *, lock: bool = False) -> IncidentRow:
+async def _load(session: AsyncSession, incident_id: str, *, fresh: bool = False) -> IncidentRow:
+    """The incident, or NOT_FOUND. ``fresh`` overwrites the session's copy with the stored row
+    (after a guarded write found the incident changed)."""
     statement = select(IncidentRow).where(IncidentRow.id == incident_id)
-    if lock:
-        # Serializes concurrent status changes on PostgreSQL (SQLite writes are serial anyway).
-        statement = statement.with_for_update()
+    if fresh:
+        statement = statement.execution_options(populate_existing=True)
     row = (await session.exec(statement)).first()
     if row is None:
         raise NotFound(f"Incident not found: {incident_id}")
     return row
+
+
+async def _claim(session: AsyncSession, row: IncidentRow, values: dict[str, Any]) -> bool:
+    """Write ``values`` (column names) to the incident unless its status moved since ``row`` was
+    read; every change of an incident goes through here.
+
+    One conditional ``UPDATE ... WHERE id = :id AND status = :read``: the database decides, so of
+    two concurrent changes only one is made on the status it was validated against, whatever the
+    isolation level (the row then stays locked by this transaction until it ends). On success
+    ``row`` holds the new values; otherwise it is re-read (NOT_FOUND when the incident is gone)
+    and False is returned, so the caller decides again from what is stored now.
+    """
+    table: Any = IncidentRow.__table__
+    written = await session.exec(
+        sa.update(table).where(table.c.id == row.id, table.c.status == row.status).values(**values)
+    )
+    if written.rowcount == 1:
+        for name, value in values.items():
+            set_committed_value(row, name, value)
+        return True
+    await _load(session, row.id, fresh=True)
+    return False
+
+
+async def _touch(session: AsyncSession, row: IncidentRow, now: datetime) -> None:
+    """Mark ``row`` changed at ``now``, in whatever status it is when this transaction writes."""
+    while not await _claim(session, row, {"updated_at": now}):
+        pass
 
 
 def _one_or_many(value: str | Sequence[str] | None) -> list[str] | None:
@@ -397,78 +427,103 @@ async def create_incident(ctx: Context, data: CreateIncidentInput) -> Incident:
     return incident
 
 
-async def update_incident(ctx: Context, data: UpdateIncidentInput) -> Incident:
-    """Apply the fields ``data`` carries; no event and no new ``updatedAt`` when nothing changed."""
-    session = ctx.session
-    row = await _load(session, data.id, lock=True)
-    current = await system_ids_of(session, row.id)
+def _edits(row: IncidentRow, data: UpdateIncidentInput) -> tuple[dict[str, Any], list[str]]:
+    """The column values ``data`` changes on ``row`` and the wire names of those fields."""
+    values: dict[str, Any] = {}
     changes: list[str] = []
     unset = msgspec.UNSET
     if data.title is not unset:
         title = _text(data.title, "title")
         if title != row.title:
-            row.title = title
+            values["title"] = title
             changes.append("title")
     if data.description is not unset and data.description != row.description:
-        row.description = data.description
+        values["description"] = data.description
         changes.append("description")
     if data.severity is not unset and data.severity != row.severity:
-        row.severity = data.severity
+        values["severity"] = data.severity
         changes.append("severity")
     if (
         data.suppress_notifications is not unset
         and data.suppress_notifications != row.suppress_notifications
     ):
-        row.suppress_notifications = data.suppress_notifications
+        values["suppress_notifications"] = data.suppress_notifications
         changes.append("suppressNotifications")
-    system_ids = current
-    if data.system_ids is not unset:
+    return values, changes
+
+
+async def update_incident(ctx: Context, data: UpdateIncidentInput) -> Incident:
+    """Apply the fields ``data`` carries; no event and no new ``updatedAt`` when nothing changed."""
+    session = ctx.session
+    row = await _load(session, data.id)
+    values, changes = _edits(row, data)
+    system_ids = await system_ids_of(session, row.id)
+    new_systems = False
+    if data.system_ids is not msgspec.UNSET:
         wanted = await _check_systems(ctx, data.system_ids)
-        if set(wanted) != set(current):
-            await session.exec(
-                sa.delete(IncidentSystem).where(
-                    col(IncidentSystem.incident_id) == row.id,
-                    col(IncidentSystem.system_id).not_in(wanted),
-                )
-            )
-            session.add_all(
-                IncidentSystem(incident_id=row.id, system_id=s) for s in wanted if s not in current
-            )
-            system_ids = wanted
+        if set(wanted) != set(system_ids):
+            system_ids, new_systems = wanted, True
+    while True:
+        if new_systems:
             changes.append("systemIds")
-    if not changes:
-        return _incident(row, system_ids)
-    row.updated_at = utcnow()
-    session.add(row)
-    await session.flush()
+        if not changes:
+            return _incident(row, system_ids)
+        if await _claim(session, row, {**values, "updated_at": utcnow()}):
+            break
+        # A concurrent change came first: compare with what it stored.
+        values, changes = _edits(row, data)
+    if new_systems:
+        # Read again now that this transaction holds the incident: a concurrent edit of its
+        # systems has committed by now (it claims the incident first, too).
+        current = await system_ids_of(session, row.id)
+        await session.exec(
+            sa.delete(IncidentSystem).where(
+                col(IncidentSystem.incident_id) == row.id,
+                col(IncidentSystem.system_id).not_in(system_ids),
+            )
+        )
+        session.add_all(
+            IncidentSystem(incident_id=row.id, system_id=s) for s in system_ids if s not in current
+        )
+        await session.flush()
     incident = _incident(row, system_ids)
     await ctx.emit(INCIDENT_UPDATED, _payload(incident, changes=changes, entryId=None))
     return incident
 
 
 async def _record(
-    ctx: Context, row: IncidentRow, message: str, to_status: str | None
+    ctx: Context,
+    row: IncidentRow,
+    message: str,
+    to_status: str | None,
+    *,
+    refuse_resolved: bool = False,
 ) -> UpdateResult:
     """Add a timeline entry to ``row``, setting ``to_status`` when it differs from the current.
 
     Resolving sets ``resolvedAt``; leaving ``resolved`` reopens: ``resolvedAt`` is cleared and
-    the entry's kind is ``reopened``.
+    the entry's kind is ``reopened``. ``refuse_resolved``: CONFLICT when the incident is resolved
+    (checked again if a concurrent change came first).
     """
     session = ctx.session
-    now = utcnow()
-    from_status = row.status
-    changed = to_status is not None and to_status != from_status
-    kind = "update"
-    if changed and to_status == RESOLVED:
-        kind = "resolved"
-        row.resolved_at = now
-    elif changed and from_status == RESOLVED:
-        kind = "reopened"
-        row.resolved_at = None
-    if changed and to_status is not None:
-        row.status = to_status
-    row.updated_at = now
-    session.add(row)
+    while True:
+        if refuse_resolved and row.status == RESOLVED:
+            raise Conflict(f"Incident already resolved: {row.id}")
+        now = utcnow()
+        from_status = row.status
+        changed = to_status is not None and to_status != from_status
+        values: dict[str, Any] = {"updated_at": now}
+        kind = "update"
+        if changed and to_status == RESOLVED:
+            kind = "resolved"
+            values["resolved_at"] = now
+        elif changed and from_status == RESOLVED:
+            kind = "reopened"
+            values["resolved_at"] = None
+        if changed:
+            values["status"] = to_status
+        if await _claim(session, row, values):
+            break
     entry = _add_entry(
         ctx,
         row.id,
@@ -489,30 +544,32 @@ async def _record(
 
 async def add_update(ctx: Context, data: AddUpdateInput) -> UpdateResult:
     message = _text(data.message, "message")
-    row = await _load(ctx.session, data.id, lock=True)
+    row = await _load(ctx.session, data.id)
     return await _record(ctx, row, message, data.status)
 
 
 async def resolve_incident(ctx: Context, incident_id: str, message: str | None) -> UpdateResult:
     """Resolve an open incident; CONFLICT when it already is resolved."""
     text = _text(message, "message") if message is not None else RESOLVED_MESSAGE
-    row = await _load(ctx.session, incident_id, lock=True)
-    if row.status == RESOLVED:
-        raise Conflict(f"Incident already resolved: {incident_id}")
-    return await _record(ctx, row, text, RESOLVED)
+    row = await _load(ctx.session, incident_id)
+    return await _record(ctx, row, text, RESOLVED, refuse_resolved=True)
 
 
 async def delete_incident(ctx: Context, incident_id: str) -> None:
+    """Delete the incident and its timeline (NOT_FOUND for the loser of concurrent deletions)."""
     session = ctx.session
-    row = await _load(session, incident_id, lock=True)
+    row = await _load(session, incident_id)
+    title = row.title
     system_ids = await system_ids_of(session, incident_id)
     # Explicit deletes, although the foreign keys cascade: no reliance on SQLite's pragma.
     for table in (TimelineRow, IncidentSystem):
         await session.exec(sa.delete(table).where(col(table.incident_id) == incident_id))
-    await session.delete(row)
-    await session.flush()
+    deleted = await session.exec(sa.delete(IncidentRow).where(col(IncidentRow.id) == incident_id))
+    if deleted.rowcount != 1:
+        raise NotFound(f"Incident not found: {incident_id}")
+    session.expunge(row)
     await ctx.emit(
-        INCIDENT_DELETED, {"incidentId": row.id, "title": row.title, "systemIds": system_ids}
+        INCIDENT_DELETED, {"incidentId": incident_id, "title": title, "systemIds": system_ids}
     )
 
 
@@ -540,8 +597,7 @@ async def forget_system(ctx: Context, system_id: str, system_name: str | None) -
     remaining = await _systems_by_incident(session, [r.id for r in rows])
     now = utcnow()
     for row in rows:
-        row.updated_at = now
-        session.add(row)
+        await _touch(session, row, now)
         entry = _add_entry(ctx, row.id, "system_removed", message, at=now)
         incident = _incident(row, remaining[row.id])
         await ctx.emit(

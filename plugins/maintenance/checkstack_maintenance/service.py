@@ -22,6 +22,8 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import delete, exists, func, or_
+from sqlalchemy import update as sa_update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -177,13 +179,12 @@ def _payload(row: WindowRow, system_ids: Sequence[str], **extra: Any) -> dict[st
 # -- reading ---------------------------------------------------------------------------------------
 
 
-async def load_window(session: AsyncSession, window_id: str, *, lock: bool = False) -> WindowRow:
-    """The window ``window_id`` (locked for update on PostgreSQL), or NOT_FOUND."""
+async def load_window(session: AsyncSession, window_id: str, *, fresh: bool = False) -> WindowRow:
+    """The window ``window_id``, or NOT_FOUND. ``fresh`` overwrites the session's copy with the
+    stored row (after a guarded write found the window changed)."""
     statement = select(WindowRow).where(col(WindowRow.id) == window_id)
-    if lock:
-        # Serialises concurrent transitions of one window across processes; SQLite ignores it
-        # (its writers are serialised anyway).
-        statement = statement.with_for_update().execution_options(populate_existing=True)
+    if fresh:
+        statement = statement.execution_options(populate_existing=True)
     row = (await session.exec(statement)).first()
     if row is None:
         raise NotFound(f"Maintenance window not found: {window_id}")
@@ -414,20 +415,41 @@ async def _add_entry(
     return entry
 
 
-async def _transition(
+async def _claim(session: AsyncSession, row: WindowRow, values: dict[str, Any]) -> bool:
+    """Write ``values`` (attribute names) to the window unless its status moved since ``row``
+    was read; every change of a window goes through here.
+
+    One conditional ``UPDATE ... WHERE id = :id AND status = :read``: the database decides, so
+    of two concurrent changes of one window only one is made on the status it validated against,
+    whatever the isolation level (the row then stays locked by this transaction until it ends).
+    On success ``row`` holds the new values; otherwise it is re-read (NOT_FOUND when the window
+    is gone) and False is returned, so the caller validates again against what is stored now.
+    """
+    table: Any = WindowRow.__table__
+    written = await session.exec(
+        sa_update(table).where(table.c.id == row.id, table.c.status == row.status).values(**values)
+    )
+    if written.rowcount == 1:
+        for name, value in values.items():
+            set_committed_value(row, name, value)
+        return True
+    await load_window(session, row.id, fresh=True)
+    return False
+
+
+async def _move(
     ctx: Context,
     row: WindowRow,
     system_ids: Sequence[str],
     target: Status,
     author: Author,
     message: str,
-) -> TimelineRow:
-    """Move ``row`` to ``target`` (CONFLICT if illegal), record it and emit its events."""
+) -> TimelineRow | None:
+    """Move ``row`` from its status to ``target`` unless the status moved meanwhile (then
+    ``None``, with ``row`` re-read); record the change once and emit its events."""
     current = row.status
-    check_transition(current, target)
-    row.status = target
-    row.updated_at = utcnow()
-    ctx.session.add(row)
+    if not await _claim(ctx.session, row, {"status": target, "updated_at": utcnow()}):
+        return None
     entry = await _add_entry(ctx, row.id, "status", message, author, current, target)
     ids = list(system_ids)
     await ctx.emit(
@@ -441,19 +463,43 @@ async def _transition(
     return entry
 
 
-async def advance(ctx: Context, row: WindowRow, system_ids: Sequence[str]) -> bool:
-    """Apply every automatic transition that is due, in order; whether anything changed."""
-    changed = False
+async def _transition(
+    ctx: Context,
+    row: WindowRow,
+    system_ids: Sequence[str],
+    target: Status,
+    author: Author,
+    message: str,
+) -> TimelineRow:
+    """Move ``row`` to ``target``: CONFLICT naming the transition unless it is legal from the
+    stored status (checked again when a concurrent change moved it first)."""
+    while True:
+        check_transition(row.status, target)
+        entry = await _move(ctx, row, system_ids, target, author, message)
+        if entry is not None:
+            return entry
+
+
+def _due(row: WindowRow) -> tuple[Status, str] | None:
+    """The automatic transition ``row`` is due for now, with its message."""
     if row.status == "scheduled" and row.start_at <= utcnow():
-        await _transition(
-            ctx, row, system_ids, "in_progress", SYSTEM_AUTHOR, "Maintenance started automatically"
-        )
-        changed = True
+        return "in_progress", "Maintenance started automatically"
     if row.status == "in_progress" and row.end_at <= utcnow():
-        await _transition(
-            ctx, row, system_ids, "completed", SYSTEM_AUTHOR, "Maintenance completed automatically"
-        )
-        changed = True
+        return "completed", "Maintenance completed automatically"
+    return None
+
+
+async def advance(ctx: Context, row: WindowRow, system_ids: Sequence[str]) -> bool:
+    """Apply every automatic transition that is due, in order; whether anything changed.
+
+    A change that won a race against this one (a manual completion, another process's job) is
+    simply taken as the new state: what is due is decided again from the stored window.
+    """
+    changed = False
+    while (due := _due(row)) is not None:
+        target, message = due
+        if await _move(ctx, row, system_ids, target, SYSTEM_AUTHOR, message) is not None:
+            changed = True
     return changed
 
 
@@ -512,7 +558,50 @@ async def schedule_window(ctx: Context, input: ScheduleWindowInput) -> Window:
 async def update_window(ctx: Context, input: UpdateWindowInput) -> Window:
     """``updateWindow``: edit a scheduled or in-progress window; revalidates its times."""
     session = ctx.session
-    row = await load_window(session, input.id, lock=True)
+    row = await load_window(session, input.id)
+    _edits(row, input, systems_changed=False)  # refuse a bad edit before asking the catalog
+    old_systems = await _systems(session, row.id)
+    new_systems = old_systems
+    if not isinstance(input.system_ids, msgspec.UnsetType):
+        new_systems = sorted(_unique(input.system_ids))
+        await _require_systems(ctx, [s for s in new_systems if s not in old_systems])
+    systems_changed = new_systems != old_systems
+    while True:
+        values, changed = _edits(row, input, systems_changed=systems_changed)
+        if not changed:
+            return to_window(row, new_systems)
+        # Validated against the status read: when a concurrent transition moved it first, the
+        # edit is validated again against the stored window.
+        if await _claim(session, row, {**values, "updated_at": utcnow()}):
+            break
+    if systems_changed:
+        # Read again now that this transaction holds the window: a concurrent edit of its
+        # systems has committed by now (it claims the window first, too).
+        stored = await _systems(session, row.id)
+        gone = [s for s in stored if s not in new_systems]
+        if gone:
+            await session.exec(
+                delete(WindowSystemRow).where(
+                    col(WindowSystemRow.window_id) == row.id,
+                    col(WindowSystemRow.system_id).in_(gone),
+                )
+            )
+        session.add_all(
+            WindowSystemRow(window_id=row.id, system_id=s) for s in new_systems if s not in stored
+        )
+    author = author_of(ctx.principal)
+    await _add_entry(ctx, row.id, "edited", "Changed " + ", ".join(changed), author)
+    await ctx.emit(WINDOW_UPDATED, _payload(row, new_systems, kind="edited", changed=changed))
+    await advance(ctx, row, new_systems)
+    return to_window(row, new_systems)
+
+
+def _edits(
+    row: WindowRow, input: UpdateWindowInput, *, systems_changed: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The column values ``input`` changes on ``row`` and the wire names of what changes
+    (CONFLICT or BAD_REQUEST when the edit is not allowed in the window's status or its times
+    are wrong)."""
     if row.status not in ACTIVE_STATUSES:
         raise Conflict(
             f"Cannot edit {_LABEL[row.status]} maintenance window", data={"status": row.status}
@@ -537,79 +626,60 @@ async def update_window(ctx: Context, input: UpdateWindowInput) -> Window:
     if issues:
         raise validation_error(issues)
 
-    old_systems = await _systems(session, row.id)
-    new_systems = old_systems
-    if not isinstance(input.system_ids, msgspec.UnsetType):
-        new_systems = sorted(_unique(input.system_ids))
-        await _require_systems(ctx, [s for s in new_systems if s not in old_systems])
-
+    values: dict[str, Any] = {}
     changed: list[str] = []
     if isinstance(input.title, str) and input.title.strip() != row.title:
-        row.title = input.title.strip()
+        values["title"] = input.title.strip()
         changed.append("title")
     if not isinstance(input.description, msgspec.UnsetType):
         description = (input.description or "").strip() or None
         if description != row.description:
-            row.description = description
+            values["description"] = description
             changed.append("description")
     if start_at != row.start_at:
-        row.start_at = start_at
+        values["start_at"] = start_at
         changed.append("startAt")
     if end_at != row.end_at:
-        row.end_at = end_at
+        values["end_at"] = end_at
         changed.append("endAt")
-    if new_systems != old_systems:
-        gone = [s for s in old_systems if s not in new_systems]
-        if gone:
-            await session.exec(
-                delete(WindowSystemRow).where(
-                    col(WindowSystemRow.window_id) == row.id,
-                    col(WindowSystemRow.system_id).in_(gone),
-                )
-            )
-        session.add_all(
-            WindowSystemRow(window_id=row.id, system_id=s)
-            for s in new_systems
-            if s not in old_systems
-        )
+    if systems_changed:
         changed.append("systemIds")
     if (
         not isinstance(input.suppress_notifications, msgspec.UnsetType)
         and input.suppress_notifications != row.suppress_notifications
     ):
-        row.suppress_notifications = input.suppress_notifications
+        values["suppress_notifications"] = input.suppress_notifications
         changed.append("suppressNotifications")
-    if changed:
-        row.updated_at = utcnow()
-        session.add(row)
-        author = author_of(ctx.principal)
-        await _add_entry(ctx, row.id, "edited", "Changed " + ", ".join(changed), author)
-        await ctx.emit(WINDOW_UPDATED, _payload(row, new_systems, kind="edited", changed=changed))
-        await advance(ctx, row, new_systems)
-    return to_window(row, new_systems)
+    return values, changed
+
+
+async def _touch(session: AsyncSession, row: WindowRow) -> None:
+    """Mark ``row`` changed now (a message or an edit of its systems), in whatever status it is
+    by the time this transaction writes it."""
+    while not await _claim(session, row, {"updated_at": utcnow()}):
+        pass
 
 
 async def add_update(ctx: Context, input: AddUpdateInput) -> TimelineEntry:
     """``addUpdate``: a timeline message, optionally with a legal status change."""
-    row = await load_window(ctx.session, input.id, lock=True)
-    system_ids = await _systems(ctx.session, row.id)
-    author = author_of(ctx.principal)
     message = input.message.strip()
     if not message:
         raise validation_error([{"message": "message must not be blank", "path": ["message"]}])
+    row = await load_window(ctx.session, input.id)
+    system_ids = await _systems(ctx.session, row.id)
+    author = author_of(ctx.principal)
     if input.status is not None:
         entry = await _transition(ctx, row, system_ids, input.status, author, message)
     else:
+        await _touch(ctx.session, row)
         entry = await _add_entry(ctx, row.id, "update", message, author)
-        row.updated_at = utcnow()
-        ctx.session.add(row)
         await ctx.emit(WINDOW_UPDATED, _payload(row, system_ids, kind="update"))
     return to_entry(entry)
 
 
 async def close_window(ctx: Context, input: CloseWindowInput, target: Status) -> Window:
     """``completeWindow`` / ``cancelWindow``."""
-    row = await load_window(ctx.session, input.id, lock=True)
+    row = await load_window(ctx.session, input.id)
     system_ids = await _systems(ctx.session, row.id)
     default = "Maintenance completed" if target == "completed" else "Maintenance cancelled"
     message = (input.message or "").strip() or default
@@ -618,16 +688,17 @@ async def close_window(ctx: Context, input: CloseWindowInput, target: Status) ->
 
 
 async def delete_window(ctx: Context, input: WindowId) -> DeletedWindow:
-    """``deleteWindow``: the window, its systems and its timeline."""
+    """``deleteWindow``: the window, its systems and its timeline (NOT_FOUND for the loser of
+    two concurrent deletions)."""
     session = ctx.session
-    row = await load_window(session, input.id, lock=True)
-    system_ids = await _systems(session, row.id)
+    system_ids = await _systems(session, input.id)
     for table in (TimelineRow, WindowSystemRow):
-        await session.exec(delete(table).where(col(table.window_id) == row.id))
-    await session.delete(row)
-    await session.flush()
-    await ctx.emit(WINDOW_DELETED, {"windowId": row.id, "systemIds": system_ids})
-    return DeletedWindow(id=row.id)
+        await session.exec(delete(table).where(col(table.window_id) == input.id))
+    deleted = await session.exec(delete(WindowRow).where(col(WindowRow.id) == input.id))
+    if deleted.rowcount != 1:
+        raise NotFound(f"Maintenance window not found: {input.id}")
+    await ctx.emit(WINDOW_DELETED, {"windowId": input.id, "systemIds": system_ids})
+    return DeletedWindow(id=input.id)
 
 
 # -- automatic transitions -------------------------------------------------------------------------
@@ -660,7 +731,7 @@ async def run_transition(ctx: Context, window_id: str) -> None:
     """The transition job: apply what is due now (nothing for a cancelled or missing window),
     then reschedule from the stored times, which another process may have changed."""
     try:
-        row = await load_window(ctx.session, window_id, lock=True)
+        row = await load_window(ctx.session, window_id)
     except NotFound:
         await schedule_jobs(ctx, None, window_id)
         return
@@ -680,11 +751,7 @@ async def catch_up(ctx: Context, *, schedule: bool) -> int:
                 (col(WindowRow.status) == "in_progress") & (col(WindowRow.end_at) <= now),
             )
         )
-    statement = (
-        statement.order_by(col(WindowRow.id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    statement = statement.order_by(col(WindowRow.id)).execution_options(populate_existing=True)
     rows = (await ctx.session.exec(statement)).all()
     systems = await systems_of(ctx.session, [r.id for r in rows])
     changed = 0
@@ -711,7 +778,7 @@ async def forget_system(ctx: Context, system_id: str, system_name: str | None) -
     ).all()
     label = f"{system_name} ({system_id})" if system_name else system_id
     for window_id in window_ids:
-        row = await load_window(session, window_id, lock=True)
+        row = await load_window(session, window_id)
         await session.exec(
             delete(WindowSystemRow).where(
                 col(WindowSystemRow.window_id) == window_id,
@@ -719,8 +786,7 @@ async def forget_system(ctx: Context, system_id: str, system_name: str | None) -
             )
         )
         remaining = await _systems(session, window_id)
-        row.updated_at = utcnow()
-        session.add(row)
+        await _touch(session, row)
         await _add_entry(
             ctx,
             window_id,
@@ -732,13 +798,8 @@ async def forget_system(ctx: Context, system_id: str, system_name: str | None) -
             WINDOW_UPDATED,
             _payload(row, remaining, kind="system_removed", removedSystemId=system_id),
         )
-        if not remaining and row.status in ACTIVE_STATUSES:
-            await _transition(
-                ctx,
-                row,
-                remaining,
-                "cancelled",
-                SYSTEM_AUTHOR,
-                "Maintenance cancelled automatically: none of its systems remain",
-            )
+        message = "Maintenance cancelled automatically: none of its systems remain"
+        while not remaining and row.status in ACTIVE_STATUSES:
+            if await _move(ctx, row, remaining, "cancelled", SYSTEM_AUTHOR, message) is not None:
+                break
     return len(window_ids)
