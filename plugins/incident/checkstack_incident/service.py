@@ -142,9 +142,12 @@ async def _claim(session: AsyncSession, row: IncidentRow, values: dict[str, Any]
     ``row`` holds the new values; otherwise it is re-read (NOT_FOUND when the incident is gone)
     and False is returned, so the caller decides again from what is stored now.
     """
-    table: Any = IncidentRow.__table__
     written = await session.exec(
-        sa.update(table).where(table.c.id == row.id, table.c.status == row.status).values(**values)
+        sa.update(IncidentRow)
+        .where(col(IncidentRow.id) == row.id, col(IncidentRow.status) == row.status)
+        .values(**values)
+        # ``row`` is updated below, from what the database says.
+        .execution_options(synchronize_session=False)
     )
     if written.rowcount == 1:
         for name, value in values.items():
@@ -304,6 +307,14 @@ async def suppressed(session: AsyncSession, system_id: str, at: datetime | None 
         )
         statement = statement.where(col(IncidentRow.created_at) <= at, status_then != RESOLVED)
     return (await session.exec(statement)).first() is not None
+
+
+class SystemsLookup:
+    """The ``INCIDENT_SYSTEMS`` service the contract's access resolvers ask (in the call's
+    transaction, before any handler runs)."""
+
+    async def of_incident(self, ctx: Context, incident_id: str) -> list[str]:
+        return await system_ids_of(ctx.session, incident_id)
 
 
 class SuppressionService:

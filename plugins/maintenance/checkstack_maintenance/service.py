@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import delete, exists, func, or_
@@ -28,7 +28,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Conflict, Context, Level, NotFound
-from checkstack_core.auth import Principal, PrincipalKind
+from checkstack_core.auth import Principal
 from checkstack_core.db import Database, utcnow
 from checkstack_core.errors import validation_error
 
@@ -52,6 +52,7 @@ from .contract import (
     Status,
     SystemIdInput,
     TimelineEntry,
+    TimelineKind,
     UpdateWindowInput,
     Window,
     WindowDetail,
@@ -142,7 +143,8 @@ def to_window(row: WindowRow, system_ids: Sequence[str]) -> Window:
         end_at=row.end_at,
         system_ids=list(system_ids),
         suppress_notifications=row.suppress_notifications,
-        status=row.status,
+        # Only valid values are stored: the inputs are validated against the same literals.
+        status=cast(Status, row.status),
         created_at=row.created_at,
         updated_at=row.updated_at,
         created_by=created_by,
@@ -154,12 +156,12 @@ def to_entry(row: TimelineRow) -> TimelineEntry:
     return TimelineEntry(
         id=row.id,
         window_id=row.window_id,
-        kind=row.kind,
+        kind=cast(TimelineKind, row.kind),
         message=row.message,
         author=Author(kind=row.author_kind, id=row.author_id, name=row.author_name),
         created_at=row.created_at,
-        from_status=row.from_status,
-        to_status=row.to_status,
+        from_status=cast("Status | None", row.from_status),
+        to_status=cast("Status | None", row.to_status),
     )
 
 
@@ -217,32 +219,12 @@ async def _readable(ctx: Context, ids: Iterable[str]) -> set[str]:
     return await ctx.admitted_ids(SYSTEM, ids, Level.READ, rule_id=READ)
 
 
-# -- access resolvers (named by the contract's InstanceAccess) -------------------------------------
+class SystemsLookup:
+    """The ``WINDOW_SYSTEMS`` service the contract's access resolvers ask (in the call's
+    transaction, before any handler runs)."""
 
-
-async def _readable_subset(ctx: Context, ids: list[str]) -> list[str]:
-    """What a read pre-check hands the dispatcher: a window is readable when at least one of its
-    systems is, so only those are checked. When none is, all are handed over and the dispatcher
-    answers as usual: the missing rule, or ``Access denied to catalog.system <id>``."""
-    if not ids or ctx.principal.kind is PrincipalKind.SERVICE:
-        return ids
-    admitted = await _readable(ctx, ids)
-    return [i for i in ids if i in admitted] or ids
-
-
-async def readable_systems_of_window(ctx: Context, input: WindowId) -> list[str]:
-    """Resolver of ``getWindow``: the window's systems (none for an unknown window: the global
-    rule decides, then the handler answers NOT_FOUND)."""
-    return await _readable_subset(ctx, await _systems(ctx.session, input.id))
-
-
-async def managed_systems(ctx: Context, input: Any) -> list[str]:
-    """Resolver of the mutations by id: every system the window affects, before and after the
-    change; each must admit the caller."""
-    ids = await _systems(ctx.session, input.id)
-    if isinstance(input, UpdateWindowInput) and not isinstance(input.system_ids, msgspec.UnsetType):
-        ids = _unique([*ids, *input.system_ids])
-    return ids
+    async def of_window(self, ctx: Context, window_id: str) -> list[str]:
+        return await _systems(ctx.session, window_id)
 
 
 # -- queries ---------------------------------------------------------------------------------------
@@ -425,9 +407,12 @@ async def _claim(session: AsyncSession, row: WindowRow, values: dict[str, Any]) 
     On success ``row`` holds the new values; otherwise it is re-read (NOT_FOUND when the window
     is gone) and False is returned, so the caller validates again against what is stored now.
     """
-    table: Any = WindowRow.__table__
     written = await session.exec(
-        sa_update(table).where(table.c.id == row.id, table.c.status == row.status).values(**values)
+        sa_update(WindowRow)
+        .where(col(WindowRow.id) == row.id, col(WindowRow.status) == row.status)
+        .values(**values)
+        # ``row`` is updated below, from what the database says.
+        .execution_options(synchronize_session=False)
     )
     if written.rowcount == 1:
         for name, value in values.items():
