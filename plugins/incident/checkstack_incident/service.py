@@ -84,6 +84,65 @@ def _incident(row: IncidentRow, system_ids: Iterable[str]) -> Incident:
     )
 
 
+# Lists are built from columns (Core ``SELECT``s joined to the incidents' systems), not ORM
+# instances: a round trip and the identity map's bookkeeping per row are what a read costs most.
+
+_INCIDENT_COLUMNS: tuple[Any, ...] = (
+    col(IncidentRow.id),
+    col(IncidentRow.title),
+    col(IncidentRow.description),
+    col(IncidentRow.severity),
+    col(IncidentRow.status),
+    col(IncidentRow.suppress_notifications),
+    col(IncidentRow.created_at),
+    col(IncidentRow.updated_at),
+    col(IncidentRow.resolved_at),
+    col(IncidentRow.created_by_kind),
+    col(IncidentRow.created_by_id),
+    col(IncidentRow.created_by_name),
+)
+
+
+async def _core_rows(session: AsyncSession, statement: Any) -> Sequence[sa.Row[Any]]:
+    """The rows of a Core ``SELECT`` run on the session's connection, in its transaction
+    (changes made through the session are flushed first): no ORM execution work."""
+    await session.flush()
+    connection = await session.connection()
+    return (await connection.execute(statement)).all()
+
+
+def _incidents_from(rows: Sequence[sa.Row[Any]], readable: set[str]) -> list[Incident]:
+    """Incidents from rows of ``_INCIDENT_COLUMNS`` plus ``system_id``, one row per (incident,
+    system) pair in incident order; only the ``readable`` systems are listed, sorted."""
+    incidents: list[Incident] = []
+    last: Incident | None = None
+    for row in rows:
+        if last is None or last.id != row.id:
+            last = Incident(
+                id=row.id,
+                title=row.title,
+                description=row.description,
+                severity=row.severity,
+                status=row.status,
+                system_ids=[],
+                suppress_notifications=row.suppress_notifications,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                resolved_at=row.resolved_at,
+                created_by=Author(
+                    kind=row.created_by_kind, id=row.created_by_id, name=row.created_by_name
+                )
+                if row.created_by_kind
+                else None,
+            )
+            incidents.append(last)
+        if row.system_id is not None and row.system_id in readable:
+            last.system_ids.append(row.system_id)
+    for incident in incidents:
+        incident.system_ids.sort()  # as Python orders them, whatever the database's collation
+    return incidents
+
+
 def _entry(row: TimelineRow) -> TimelineEntry:
     return TimelineEntry(
         id=row.id,
@@ -226,23 +285,32 @@ async def list_incidents(ctx: Context, query: GetIncidentsInput) -> IncidentPage
             return IncidentPage(incidents=[], total=0)
         conditions.append(sa.or_(*visible))
 
-    total = (
-        await session.exec(select(sa.func.count()).select_from(IncidentRow).where(*conditions))
-    ).one()
-    rows = (
-        await session.exec(
-            select(IncidentRow)
-            .where(*conditions)
-            .order_by(col(IncidentRow.created_at).desc(), col(IncidentRow.seq).desc())
-            .limit(query.limit)
-            .offset(query.offset)
-        )
-    ).all()
-    systems = await _systems_by_incident(session, [r.id for r in rows])
-    return IncidentPage(
-        incidents=[_incident(r, (s for s in systems[r.id] if s in admitted)) for r in rows],
-        total=int(total),
+    # The page, how many match in all (a window function, computed before LIMIT) and each
+    # incident's systems, in one query.
+    page = (
+        sa.select(*_INCIDENT_COLUMNS, col(IncidentRow.seq), sa.func.count().over().label("total"))
+        .where(*conditions)
+        .order_by(col(IncidentRow.created_at).desc(), col(IncidentRow.seq).desc())
+        .limit(query.limit)
+        .offset(query.offset)
+        .subquery()
     )
+    rows = await _core_rows(
+        session,
+        sa.select(page, col(IncidentSystem.system_id))
+        .outerjoin(IncidentSystem, col(IncidentSystem.incident_id) == page.c.id)
+        .order_by(page.c.created_at.desc(), page.c.seq.desc()),
+    )
+    incidents = _incidents_from(rows, admitted)
+    if rows:
+        total = rows[0].total
+    elif query.offset:
+        # A page past the end says nothing about the total: count.
+        counted = sa.select(sa.func.count()).select_from(IncidentRow).where(*conditions)
+        total = (await _core_rows(session, counted))[0][0]
+    else:
+        total = 0
+    return IncidentPage(incidents=incidents, total=int(total))
 
 
 async def get_incident(

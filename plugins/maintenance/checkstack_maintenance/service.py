@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import delete, exists, func, or_
+from sqlalchemy import Row, delete, exists, func, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
@@ -165,6 +166,60 @@ def to_entry(row: TimelineRow) -> TimelineEntry:
     )
 
 
+# Lists are built from columns (Core ``SELECT``s joined to the windows' systems), not ORM
+# instances: a round trip and the identity map's bookkeeping per row are what a read costs most.
+
+_WINDOW_COLUMNS: tuple[Any, ...] = (
+    col(WindowRow.id),
+    col(WindowRow.title),
+    col(WindowRow.description),
+    col(WindowRow.start_at),
+    col(WindowRow.end_at),
+    col(WindowRow.suppress_notifications),
+    col(WindowRow.status),
+    col(WindowRow.created_at),
+    col(WindowRow.updated_at),
+    col(WindowRow.created_by_kind),
+    col(WindowRow.created_by_id),
+    col(WindowRow.created_by_name),
+)
+
+
+async def _core_rows(session: AsyncSession, statement: Any) -> Sequence[Row[Any]]:
+    """The rows of a Core ``SELECT`` run on the session's connection, in its transaction
+    (changes made through the session are flushed first): no ORM execution work."""
+    await session.flush()
+    connection = await session.connection()
+    return (await connection.execute(statement)).all()
+
+
+def _windows_from(
+    rows: Sequence[Row[Any]], systems: dict[str, list[str]], readable: set[str]
+) -> list[Window]:
+    """Windows from rows starting with ``_WINDOW_COLUMNS``, listing their ``readable``
+    systems."""
+    return [
+        Window(
+            id=row.id,
+            title=row.title,
+            description=row.description,
+            start_at=row.start_at,
+            end_at=row.end_at,
+            system_ids=[s for s in systems[row.id] if s in readable],
+            suppress_notifications=row.suppress_notifications,
+            status=row.status,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            created_by=Author(
+                kind=row.created_by_kind, id=row.created_by_id, name=row.created_by_name
+            )
+            if row.created_by_kind
+            else None,
+        )
+        for row in rows
+    ]
+
+
 def _payload(row: WindowRow, system_ids: Sequence[str], **extra: Any) -> dict[str, Any]:
     return {
         "windowId": row.id,
@@ -198,10 +253,11 @@ async def systems_of(session: AsyncSession, window_ids: Sequence[str]) -> dict[s
     result: dict[str, list[str]] = {window_id: [] for window_id in window_ids}
     if not window_ids:
         return result
-    rows = await session.exec(
-        select(WindowSystemRow.window_id, WindowSystemRow.system_id)
+    rows = await _core_rows(
+        session,
+        sa_select(col(WindowSystemRow.window_id), col(WindowSystemRow.system_id))
         .where(col(WindowSystemRow.window_id).in_(window_ids))
-        .order_by(col(WindowSystemRow.system_id))
+        .order_by(col(WindowSystemRow.system_id)),
     )
     for window_id, system_id in rows:
         result[window_id].append(system_id)
@@ -273,23 +329,26 @@ async def list_windows(ctx: Context, input: GetWindowsInput) -> WindowList:
     if ctx.principal.holds(READ):
         # A window left without systems is guarded by the global rule alone.
         visible = or_(visible, ~exists().where(col(WindowSystemRow.window_id) == col(WindowRow.id)))
-    total = (
-        await session.exec(select(func.count()).select_from(WindowRow).where(*conditions, visible))
-    ).one()
-    rows = (
-        await session.exec(
-            select(WindowRow)
-            .where(*conditions, visible)
-            .order_by(col(WindowRow.start_at).desc(), col(WindowRow.id).desc())
-            .offset(input.offset)
-            .limit(input.limit)
-        )
-    ).all()
-    systems = await systems_of(session, [r.id for r in rows])
-    return WindowList(
-        windows=[to_window(r, [s for s in systems[r.id] if s in admitted]) for r in rows],
-        total=total,
+    # The page and how many match in all (a window function, computed before LIMIT) in one
+    # query, then the page's systems in another.
+    rows = await _core_rows(
+        session,
+        sa_select(*_WINDOW_COLUMNS, func.count().over())
+        .where(*conditions, visible)
+        .order_by(col(WindowRow.start_at).desc(), col(WindowRow.id).desc())
+        .offset(input.offset)
+        .limit(input.limit),
     )
+    if rows:
+        total = rows[0][-1]
+    elif input.offset:
+        # A page past the end says nothing about the total: count.
+        counted = sa_select(func.count()).select_from(WindowRow).where(*conditions, visible)
+        total = (await _core_rows(session, counted))[0][0]
+    else:
+        total = 0
+    systems = await systems_of(session, [row.id for row in rows])
+    return WindowList(windows=_windows_from(rows, systems, admitted), total=total)
 
 
 async def get_window(ctx: Context, input: WindowId) -> WindowDetail:
@@ -313,25 +372,22 @@ async def get_window(ctx: Context, input: WindowId) -> WindowDetail:
 
 async def active_windows_for_system(ctx: Context, input: SystemIdInput) -> ActiveWindows:
     """``getActiveWindowsForSystem``: in-progress windows affecting the system."""
-    rows = (
-        await ctx.session.exec(
-            select(WindowRow)
-            .where(
-                col(WindowRow.status) == "in_progress",
-                col(WindowRow.id).in_(
-                    select(WindowSystemRow.window_id).where(
-                        col(WindowSystemRow.system_id) == input.system_id
-                    )
-                ),
-            )
-            .order_by(col(WindowRow.start_at).desc(), col(WindowRow.id).desc())
+    rows = await _core_rows(
+        ctx.session,
+        sa_select(*_WINDOW_COLUMNS)
+        .where(
+            col(WindowRow.status) == "in_progress",
+            col(WindowRow.id).in_(
+                select(WindowSystemRow.window_id).where(
+                    col(WindowSystemRow.system_id) == input.system_id
+                )
+            ),
         )
-    ).all()
-    systems = await systems_of(ctx.session, [r.id for r in rows])
-    admitted = await _readable(ctx, (s for ids in systems.values() for s in ids))
-    return ActiveWindows(
-        windows=[to_window(r, [s for s in systems[r.id] if s in admitted]) for r in rows]
+        .order_by(col(WindowRow.start_at).desc(), col(WindowRow.id).desc()),
     )
+    systems = await systems_of(ctx.session, [row.id for row in rows])
+    admitted = await _readable(ctx, (s for ids in systems.values() for s in ids))
+    return ActiveWindows(windows=_windows_from(rows, systems, admitted))
 
 
 async def is_suppressed(session: AsyncSession, system_id: str, at: datetime | None = None) -> bool:
