@@ -115,6 +115,15 @@ async def group_row(session: AsyncSession, group_id: str) -> GroupRow:
     return row
 
 
+async def _require_group(session: AsyncSession, group_id: str) -> None:
+    """NOT_FOUND unless the group exists (without loading it)."""
+    found = await core_rows(
+        session, sa.select(col(GroupRow.id)).where(col(GroupRow.id) == group_id)
+    )
+    if not found:
+        raise NotFound(f"Group not found: {group_id}")
+
+
 NamedRow = TypeVar("NamedRow", SystemRow, GroupRow)
 
 
@@ -214,63 +223,102 @@ def _group(row: GroupRow, system_ids: list[str]) -> Group:
     )
 
 
-async def systems_out(
-    session: AsyncSession, rows: Sequence[SystemRow], *, every_system: bool = False
-) -> list[System]:
-    """``rows`` as wire systems, their groups loaded in one query (one per chunk of ids).
-
-    ``every_system`` says ``rows`` are all the systems there are, so no id list is needed.
-    """
-    groups_of: dict[str, list[str]] = {row.id: [] for row in rows}
-    query = (
-        select(MembershipRow.system_id, MembershipRow.group_id)
-        .join(GroupRow, col(GroupRow.id) == col(MembershipRow.group_id))
-        .order_by(col(GroupRow.name_key))
-    )
-    batches = (
-        [query]
-        if every_system
-        else [
-            query.where(col(MembershipRow.system_id).in_(chunk))
-            for chunk in _chunks(list(groups_of))
-        ]
-    )
-    for batch in batches:
-        for system_id, group_id in (await session.exec(batch)).all():
-            if system_id in groups_of:
-                groups_of[system_id].append(group_id)
-    return [_system(row, groups_of[row.id]) for row in rows]
+async def core_rows(session: AsyncSession, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+    """The rows of a Core ``SELECT`` run on the session's connection, in its transaction (changes
+    made through the session are flushed first): no ORM execution or identity-map work."""
+    await session.flush()
+    connection = await session.connection()
+    return (await connection.execute(statement)).all()
 
 
-async def groups_out(
-    ctx: Context, rows: Sequence[GroupRow], *, every_group: bool = False
-) -> list[Group]:
-    """``rows`` as wire groups, listing only the member systems the caller may read.
+# Lists and single reads are built from columns (one Core ``SELECT`` joining each row to its
+# related ids), not ORM instances: a round trip and the identity map's bookkeeping per row are
+# what a read costs most.
 
-    Members are loaded in one query and the caller's access to all of them is decided in one
-    ``admitted_ids`` call: a team-only system's id is not shown to outsiders.
-    """
-    members_of: dict[str, list[str]] = {row.id: [] for row in rows}
-    query = (
-        select(MembershipRow.group_id, MembershipRow.system_id)
-        .join(SystemRow, col(SystemRow.id) == col(MembershipRow.system_id))
-        .order_by(col(SystemRow.name_key))
+_SYSTEM_COLUMNS: tuple[Any, ...] = (
+    col(SystemRow.id),
+    col(SystemRow.name),
+    col(SystemRow.description),
+    col(SystemRow.meta),
+    col(SystemRow.created_at),
+    col(SystemRow.updated_at),
+)
+_GROUP_COLUMNS: tuple[Any, ...] = (
+    col(GroupRow.id),
+    col(GroupRow.name),
+    col(GroupRow.description),
+    col(GroupRow.meta),
+    col(GroupRow.created_at),
+    col(GroupRow.updated_at),
+)
+
+
+async def read_systems(session: AsyncSession, *where: Any) -> list[System]:
+    """The systems matching ``where``, by name, each with its groups (by group name), in one
+    query: one row per (system, group) pair, a system in no group once with no group."""
+    rows = await core_rows(
+        session,
+        sa.select(*_SYSTEM_COLUMNS, col(MembershipRow.group_id))
+        .select_from(SystemRow)
+        .outerjoin(MembershipRow, col(MembershipRow.system_id) == col(SystemRow.id))
+        .outerjoin(GroupRow, col(GroupRow.id) == col(MembershipRow.group_id))
+        .where(*where)
+        .order_by(col(SystemRow.name_key), col(SystemRow.id), col(GroupRow.name_key)),
     )
-    batches = (
-        [query]
-        if every_group
-        else [
-            query.where(col(MembershipRow.group_id).in_(chunk))
-            for chunk in _chunks(list(members_of))
-        ]
+    systems: list[System] = []
+    last: System | None = None
+    for id, name, description, meta, created_at, updated_at, group_id in rows:
+        if last is None or last.id != id:
+            last = System(
+                id=id,
+                name=name,
+                description=description,
+                metadata=meta,
+                group_ids=[],
+                created_at=created_at,
+                updated_at=updated_at,
+            )
+            systems.append(last)
+        if group_id is not None:
+            last.group_ids.append(group_id)
+    return systems
+
+
+async def read_groups(ctx: Context, *where: Any) -> list[Group]:
+    """The groups matching ``where``, by name, listing only the member systems the caller may
+    read (by system name): one query for the groups and their members, one access decision for
+    all members (a team-only system's id is not shown to outsiders)."""
+    rows = await core_rows(
+        ctx.session,
+        sa.select(*_GROUP_COLUMNS, col(MembershipRow.system_id))
+        .select_from(GroupRow)
+        .outerjoin(MembershipRow, col(MembershipRow.group_id) == col(GroupRow.id))
+        .outerjoin(SystemRow, col(SystemRow.id) == col(MembershipRow.system_id))
+        .where(*where)
+        .order_by(col(GroupRow.name_key), col(GroupRow.id), col(SystemRow.name_key)),
     )
-    for batch in batches:
-        for group_id, system_id in (await ctx.session.exec(batch)).all():
-            if group_id in members_of:
-                members_of[group_id].append(system_id)
-    system_ids = list(dict.fromkeys(s for members in members_of.values() for s in members))
-    admitted = await readable(ctx, system_ids)
-    return [_group(row, [s for s in members_of[row.id] if s in admitted]) for row in rows]
+    groups: list[Group] = []
+    last: Group | None = None
+    for id, name, description, meta, created_at, updated_at, system_id in rows:
+        if last is None or last.id != id:
+            last = Group(
+                id=id,
+                name=name,
+                description=description,
+                metadata=meta,
+                system_ids=[],
+                created_at=created_at,
+                updated_at=updated_at,
+            )
+            groups.append(last)
+        if system_id is not None:
+            last.system_ids.append(system_id)
+    members = list(dict.fromkeys(s for group in groups for s in group.system_ids))
+    admitted = await readable(ctx, members)
+    if len(admitted) < len(members):
+        for group in groups:
+            group.system_ids = [s for s in group.system_ids if s in admitted]
+    return groups
 
 
 async def readable(ctx: Context, system_ids: list[str]) -> set[str]:
@@ -285,34 +333,39 @@ async def readable(ctx: Context, system_ids: list[str]) -> set[str]:
 
 async def list_systems(ctx: Context, group_id: str | None) -> list[System]:
     """The systems the caller may read, by name; only ``group_id``'s members when given."""
-    session = ctx.session
-    query = select(SystemRow).order_by(col(SystemRow.name_key), col(SystemRow.id))
+    where: list[Any] = []
     if group_id is not None:
-        await group_row(session, group_id)
-        query = query.join(MembershipRow, col(MembershipRow.system_id) == col(SystemRow.id)).where(
-            col(MembershipRow.group_id) == group_id
+        await _require_group(ctx.session, group_id)
+        where.append(
+            col(SystemRow.id).in_(
+                select(col(MembershipRow.system_id)).where(col(MembershipRow.group_id) == group_id)
+            )
         )
-    rows = (await session.exec(query)).all()
-    admitted = await readable(ctx, [row.id for row in rows])
-    visible = [row for row in rows if row.id in admitted]
-    every = group_id is None and len(visible) == len(rows)
-    return await systems_out(session, visible, every_system=every)
+    systems = await read_systems(ctx.session, *where)
+    admitted = await readable(ctx, [system.id for system in systems])
+    if len(admitted) == len(systems):
+        return systems
+    return [system for system in systems if system.id in admitted]
 
 
 async def get_system(ctx: Context, system_id: str) -> System:
-    [system] = await systems_out(ctx.session, [await system_row(ctx.session, system_id)])
-    return system
+    found = await read_systems(ctx.session, col(SystemRow.id) == system_id)
+    if not found:
+        raise NotFound(f"System not found: {system_id}")
+    return found[0]
 
 
 async def resolve_systems(ctx: Context, ids: list[str]) -> ResolvedSystems:
     """The systems named by ``ids`` (in that order, duplicates once) and the ids not found."""
     wanted = list(dict.fromkeys(ids))
-    found: dict[str, SystemRow] = {}
+    found: dict[str, System] = {}
     for chunk in _chunks(wanted):
-        rows = await ctx.session.exec(select(SystemRow).where(col(SystemRow.id).in_(chunk)))
-        found.update((row.id, row) for row in rows.all())
-    systems = await systems_out(ctx.session, [found[i] for i in wanted if i in found])
-    return ResolvedSystems(systems=systems, missing=[i for i in wanted if i not in found])
+        systems = await read_systems(ctx.session, col(SystemRow.id).in_(chunk))
+        found.update((system.id, system) for system in systems)
+    return ResolvedSystems(
+        systems=[found[i] for i in wanted if i in found],
+        missing=[i for i in wanted if i not in found],
+    )
 
 
 async def create_system(ctx: Context, input: NewSystem) -> System:
@@ -370,15 +423,14 @@ async def _forget_grants(ctx: Context, resource_type: str, resource_id: str) -> 
 
 
 async def list_groups(ctx: Context) -> list[Group]:
-    rows = (
-        await ctx.session.exec(select(GroupRow).order_by(col(GroupRow.name_key), col(GroupRow.id)))
-    ).all()
-    return await groups_out(ctx, rows, every_group=True)
+    return await read_groups(ctx)
 
 
 async def get_group(ctx: Context, group_id: str) -> Group:
-    [group] = await groups_out(ctx, [await group_row(ctx.session, group_id)])
-    return group
+    found = await read_groups(ctx, col(GroupRow.id) == group_id)
+    if not found:
+        raise NotFound(f"Group not found: {group_id}")
+    return found[0]
 
 
 async def create_group(ctx: Context, input: NewGroup) -> Group:

@@ -1,37 +1,23 @@
-"""Checkstack incidents: severity, status, affected catalog systems and a timeline of updates."""
+"""Checkstack incidents: severity, status, affected catalog systems and a timeline of updates.
+
+``plugin`` (what the ``checkstack.plugins`` entry point names) is built in :mod:`._plugin` on
+first access, so ``import checkstack_incident.contract`` (clients and other plugins) loads
+neither the service nor SQLAlchemy.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from checkstack_core import Context, DeliveryMode, Event, Plugin
+if TYPE_CHECKING:
+    from ._plugin import plugin
 
-from . import service
-from .contract import INCIDENT_STATUS, IncidentStatus, contract
-from .handlers import handlers
-from .models import IncidentRow, IncidentSystem, TimelineRow
-
-plugin = Plugin(
-    id="incident",
-    name="Incidents",
-    description="Incidents on catalog systems: severity, status, a timeline of updates, "
-    "resolving and reopening, and notification suppression while they are open.",
-    contract=contract,
-    handlers=handlers,
-    depends_on=["catalog"],
-    models=[IncidentRow, IncidentSystem, TimelineRow],
-    migrations=Path(__file__).parent / "migrations",
-)
+__all__ = ["plugin"]
 
 
-@plugin.on_event("catalog.system.deleted", mode=DeliveryMode.WORK_QUEUE, group="system-cleanup")
-async def forget_deleted_system(ctx: Context, event: Event) -> None:
-    """Remove a deleted system from every incident (idempotent: redelivery changes nothing)."""
-    system_id = event.payload.get("systemId")
-    if isinstance(system_id, str) and system_id:
-        await service.forget_system(ctx, system_id, event.payload.get("systemName"))
+def __getattr__(name: str) -> Any:
+    if name == "plugin":
+        from ._plugin import plugin
 
-
-@plugin.provide(INCIDENT_STATUS)
-def incident_status(ctx: Context) -> IncidentStatus:
-    return service.SuppressionService(ctx)
+        return plugin
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -214,10 +214,21 @@ async def _guarded(
     return sorted(admitted) if any_one else ids
 
 
-async def _current_systems(ctx: Context, input: Any) -> list[str]:
-    from .service import system_ids_of
+class IncidentSystems(Protocol):
+    """How the resolvers below learn an incident's systems: a lookup the incident plugin
+    provides (its service module reads the database; this module must not import it)."""
 
-    return await system_ids_of(ctx.session, input.id)
+    async def of_incident(self, ctx: Context, incident_id: str) -> list[str]:
+        """The systems ``incident_id`` affects, sorted (none when it does not exist)."""
+        ...
+
+
+#: The incident plugin's own lookup for its access resolvers (not meant for other plugins).
+INCIDENT_SYSTEMS = ServiceRef[IncidentSystems]("incident.systems")
+
+
+async def _current_systems(ctx: Context, input: Any) -> list[str]:
+    return await ctx.service(INCIDENT_SYSTEMS).of_incident(ctx, input.id)
 
 
 async def _readable_systems(ctx: Context, input: GetIncidentInput) -> list[str]:

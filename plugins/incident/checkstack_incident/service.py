@@ -14,6 +14,7 @@ from typing import Any, cast
 import msgspec
 import sqlalchemy as sa
 from checkstack_catalog.contract import SYSTEM
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -83,6 +84,65 @@ def _incident(row: IncidentRow, system_ids: Iterable[str]) -> Incident:
     )
 
 
+# Lists are built from columns (Core ``SELECT``s joined to the incidents' systems), not ORM
+# instances: a round trip and the identity map's bookkeeping per row are what a read costs most.
+
+_INCIDENT_COLUMNS: tuple[Any, ...] = (
+    col(IncidentRow.id),
+    col(IncidentRow.title),
+    col(IncidentRow.description),
+    col(IncidentRow.severity),
+    col(IncidentRow.status),
+    col(IncidentRow.suppress_notifications),
+    col(IncidentRow.created_at),
+    col(IncidentRow.updated_at),
+    col(IncidentRow.resolved_at),
+    col(IncidentRow.created_by_kind),
+    col(IncidentRow.created_by_id),
+    col(IncidentRow.created_by_name),
+)
+
+
+async def _core_rows(session: AsyncSession, statement: Any) -> Sequence[sa.Row[Any]]:
+    """The rows of a Core ``SELECT`` run on the session's connection, in its transaction
+    (changes made through the session are flushed first): no ORM execution work."""
+    await session.flush()
+    connection = await session.connection()
+    return (await connection.execute(statement)).all()
+
+
+def _incidents_from(rows: Sequence[sa.Row[Any]], readable: set[str]) -> list[Incident]:
+    """Incidents from rows of ``_INCIDENT_COLUMNS`` plus ``system_id``, one row per (incident,
+    system) pair in incident order; only the ``readable`` systems are listed, sorted."""
+    incidents: list[Incident] = []
+    last: Incident | None = None
+    for row in rows:
+        if last is None or last.id != row.id:
+            last = Incident(
+                id=row.id,
+                title=row.title,
+                description=row.description,
+                severity=row.severity,
+                status=row.status,
+                system_ids=[],
+                suppress_notifications=row.suppress_notifications,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                resolved_at=row.resolved_at,
+                created_by=Author(
+                    kind=row.created_by_kind, id=row.created_by_id, name=row.created_by_name
+                )
+                if row.created_by_kind
+                else None,
+            )
+            incidents.append(last)
+        if row.system_id is not None and row.system_id in readable:
+            last.system_ids.append(row.system_id)
+    for incident in incidents:
+        incident.system_ids.sort()  # as Python orders them, whatever the database's collation
+    return incidents
+
+
 def _entry(row: TimelineRow) -> TimelineEntry:
     return TimelineEntry(
         id=row.id,
@@ -119,15 +179,47 @@ async def _systems_by_incident(
     return found
 
 
-async def _load(session: AsyncSession, incident_id: str, *, lock: bool = False) -> IncidentRow:
+async def _load(session: AsyncSession, incident_id: str, *, fresh: bool = False) -> IncidentRow:
+    """The incident, or NOT_FOUND. ``fresh`` overwrites the session's copy with the stored row
+    (after a guarded write found the incident changed)."""
     statement = select(IncidentRow).where(IncidentRow.id == incident_id)
-    if lock:
-        # Serializes concurrent status changes on PostgreSQL (SQLite writes are serial anyway).
-        statement = statement.with_for_update()
+    if fresh:
+        statement = statement.execution_options(populate_existing=True)
     row = (await session.exec(statement)).first()
     if row is None:
         raise NotFound(f"Incident not found: {incident_id}")
     return row
+
+
+async def _claim(session: AsyncSession, row: IncidentRow, values: dict[str, Any]) -> bool:
+    """Write ``values`` (column names) to the incident unless its status moved since ``row`` was
+    read; every change of an incident goes through here.
+
+    One conditional ``UPDATE ... WHERE id = :id AND status = :read``: the database decides, so of
+    two concurrent changes only one is made on the status it was validated against, whatever the
+    isolation level (the row then stays locked by this transaction until it ends). On success
+    ``row`` holds the new values; otherwise it is re-read (NOT_FOUND when the incident is gone)
+    and False is returned, so the caller decides again from what is stored now.
+    """
+    written = await session.exec(
+        sa.update(IncidentRow)
+        .where(col(IncidentRow.id) == row.id, col(IncidentRow.status) == row.status)
+        .values(**values)
+        # ``row`` is updated below, from what the database says.
+        .execution_options(synchronize_session=False)
+    )
+    if written.rowcount == 1:
+        for name, value in values.items():
+            set_committed_value(row, name, value)
+        return True
+    await _load(session, row.id, fresh=True)
+    return False
+
+
+async def _touch(session: AsyncSession, row: IncidentRow, now: datetime) -> None:
+    """Mark ``row`` changed at ``now``, in whatever status it is when this transaction writes."""
+    while not await _claim(session, row, {"updated_at": now}):
+        pass
 
 
 def _one_or_many(value: str | Sequence[str] | None) -> list[str] | None:
@@ -193,23 +285,32 @@ async def list_incidents(ctx: Context, query: GetIncidentsInput) -> IncidentPage
             return IncidentPage(incidents=[], total=0)
         conditions.append(sa.or_(*visible))
 
-    total = (
-        await session.exec(select(sa.func.count()).select_from(IncidentRow).where(*conditions))
-    ).one()
-    rows = (
-        await session.exec(
-            select(IncidentRow)
-            .where(*conditions)
-            .order_by(col(IncidentRow.created_at).desc(), col(IncidentRow.seq).desc())
-            .limit(query.limit)
-            .offset(query.offset)
-        )
-    ).all()
-    systems = await _systems_by_incident(session, [r.id for r in rows])
-    return IncidentPage(
-        incidents=[_incident(r, (s for s in systems[r.id] if s in admitted)) for r in rows],
-        total=int(total),
+    # The page, how many match in all (a window function, computed before LIMIT) and each
+    # incident's systems, in one query.
+    page = (
+        sa.select(*_INCIDENT_COLUMNS, col(IncidentRow.seq), sa.func.count().over().label("total"))
+        .where(*conditions)
+        .order_by(col(IncidentRow.created_at).desc(), col(IncidentRow.seq).desc())
+        .limit(query.limit)
+        .offset(query.offset)
+        .subquery()
     )
+    rows = await _core_rows(
+        session,
+        sa.select(page, col(IncidentSystem.system_id))
+        .outerjoin(IncidentSystem, col(IncidentSystem.incident_id) == page.c.id)
+        .order_by(page.c.created_at.desc(), page.c.seq.desc()),
+    )
+    incidents = _incidents_from(rows, admitted)
+    if rows:
+        total = rows[0].total
+    elif query.offset:
+        # A page past the end says nothing about the total: count.
+        counted = sa.select(sa.func.count()).select_from(IncidentRow).where(*conditions)
+        total = (await _core_rows(session, counted))[0][0]
+    else:
+        total = 0
+    return IncidentPage(incidents=incidents, total=int(total))
 
 
 async def get_incident(
@@ -274,6 +375,14 @@ async def suppressed(session: AsyncSession, system_id: str, at: datetime | None 
         )
         statement = statement.where(col(IncidentRow.created_at) <= at, status_then != RESOLVED)
     return (await session.exec(statement)).first() is not None
+
+
+class SystemsLookup:
+    """The ``INCIDENT_SYSTEMS`` service the contract's access resolvers ask (in the call's
+    transaction, before any handler runs)."""
+
+    async def of_incident(self, ctx: Context, incident_id: str) -> list[str]:
+        return await system_ids_of(ctx.session, incident_id)
 
 
 class SuppressionService:
@@ -397,78 +506,103 @@ async def create_incident(ctx: Context, data: CreateIncidentInput) -> Incident:
     return incident
 
 
-async def update_incident(ctx: Context, data: UpdateIncidentInput) -> Incident:
-    """Apply the fields ``data`` carries; no event and no new ``updatedAt`` when nothing changed."""
-    session = ctx.session
-    row = await _load(session, data.id, lock=True)
-    current = await system_ids_of(session, row.id)
+def _edits(row: IncidentRow, data: UpdateIncidentInput) -> tuple[dict[str, Any], list[str]]:
+    """The column values ``data`` changes on ``row`` and the wire names of those fields."""
+    values: dict[str, Any] = {}
     changes: list[str] = []
     unset = msgspec.UNSET
     if data.title is not unset:
         title = _text(data.title, "title")
         if title != row.title:
-            row.title = title
+            values["title"] = title
             changes.append("title")
     if data.description is not unset and data.description != row.description:
-        row.description = data.description
+        values["description"] = data.description
         changes.append("description")
     if data.severity is not unset and data.severity != row.severity:
-        row.severity = data.severity
+        values["severity"] = data.severity
         changes.append("severity")
     if (
         data.suppress_notifications is not unset
         and data.suppress_notifications != row.suppress_notifications
     ):
-        row.suppress_notifications = data.suppress_notifications
+        values["suppress_notifications"] = data.suppress_notifications
         changes.append("suppressNotifications")
-    system_ids = current
-    if data.system_ids is not unset:
+    return values, changes
+
+
+async def update_incident(ctx: Context, data: UpdateIncidentInput) -> Incident:
+    """Apply the fields ``data`` carries; no event and no new ``updatedAt`` when nothing changed."""
+    session = ctx.session
+    row = await _load(session, data.id)
+    values, changes = _edits(row, data)
+    system_ids = await system_ids_of(session, row.id)
+    new_systems = False
+    if data.system_ids is not msgspec.UNSET:
         wanted = await _check_systems(ctx, data.system_ids)
-        if set(wanted) != set(current):
-            await session.exec(
-                sa.delete(IncidentSystem).where(
-                    col(IncidentSystem.incident_id) == row.id,
-                    col(IncidentSystem.system_id).not_in(wanted),
-                )
-            )
-            session.add_all(
-                IncidentSystem(incident_id=row.id, system_id=s) for s in wanted if s not in current
-            )
-            system_ids = wanted
+        if set(wanted) != set(system_ids):
+            system_ids, new_systems = wanted, True
+    while True:
+        if new_systems:
             changes.append("systemIds")
-    if not changes:
-        return _incident(row, system_ids)
-    row.updated_at = utcnow()
-    session.add(row)
-    await session.flush()
+        if not changes:
+            return _incident(row, system_ids)
+        if await _claim(session, row, {**values, "updated_at": utcnow()}):
+            break
+        # A concurrent change came first: compare with what it stored.
+        values, changes = _edits(row, data)
+    if new_systems:
+        # Read again now that this transaction holds the incident: a concurrent edit of its
+        # systems has committed by now (it claims the incident first, too).
+        current = await system_ids_of(session, row.id)
+        await session.exec(
+            sa.delete(IncidentSystem).where(
+                col(IncidentSystem.incident_id) == row.id,
+                col(IncidentSystem.system_id).not_in(system_ids),
+            )
+        )
+        session.add_all(
+            IncidentSystem(incident_id=row.id, system_id=s) for s in system_ids if s not in current
+        )
+        await session.flush()
     incident = _incident(row, system_ids)
     await ctx.emit(INCIDENT_UPDATED, _payload(incident, changes=changes, entryId=None))
     return incident
 
 
 async def _record(
-    ctx: Context, row: IncidentRow, message: str, to_status: str | None
+    ctx: Context,
+    row: IncidentRow,
+    message: str,
+    to_status: str | None,
+    *,
+    refuse_resolved: bool = False,
 ) -> UpdateResult:
     """Add a timeline entry to ``row``, setting ``to_status`` when it differs from the current.
 
     Resolving sets ``resolvedAt``; leaving ``resolved`` reopens: ``resolvedAt`` is cleared and
-    the entry's kind is ``reopened``.
+    the entry's kind is ``reopened``. ``refuse_resolved``: CONFLICT when the incident is resolved
+    (checked again if a concurrent change came first).
     """
     session = ctx.session
-    now = utcnow()
-    from_status = row.status
-    changed = to_status is not None and to_status != from_status
-    kind = "update"
-    if changed and to_status == RESOLVED:
-        kind = "resolved"
-        row.resolved_at = now
-    elif changed and from_status == RESOLVED:
-        kind = "reopened"
-        row.resolved_at = None
-    if changed and to_status is not None:
-        row.status = to_status
-    row.updated_at = now
-    session.add(row)
+    while True:
+        if refuse_resolved and row.status == RESOLVED:
+            raise Conflict(f"Incident already resolved: {row.id}")
+        now = utcnow()
+        from_status = row.status
+        changed = to_status is not None and to_status != from_status
+        values: dict[str, Any] = {"updated_at": now}
+        kind = "update"
+        if changed and to_status == RESOLVED:
+            kind = "resolved"
+            values["resolved_at"] = now
+        elif changed and from_status == RESOLVED:
+            kind = "reopened"
+            values["resolved_at"] = None
+        if changed:
+            values["status"] = to_status
+        if await _claim(session, row, values):
+            break
     entry = _add_entry(
         ctx,
         row.id,
@@ -489,30 +623,32 @@ async def _record(
 
 async def add_update(ctx: Context, data: AddUpdateInput) -> UpdateResult:
     message = _text(data.message, "message")
-    row = await _load(ctx.session, data.id, lock=True)
+    row = await _load(ctx.session, data.id)
     return await _record(ctx, row, message, data.status)
 
 
 async def resolve_incident(ctx: Context, incident_id: str, message: str | None) -> UpdateResult:
     """Resolve an open incident; CONFLICT when it already is resolved."""
     text = _text(message, "message") if message is not None else RESOLVED_MESSAGE
-    row = await _load(ctx.session, incident_id, lock=True)
-    if row.status == RESOLVED:
-        raise Conflict(f"Incident already resolved: {incident_id}")
-    return await _record(ctx, row, text, RESOLVED)
+    row = await _load(ctx.session, incident_id)
+    return await _record(ctx, row, text, RESOLVED, refuse_resolved=True)
 
 
 async def delete_incident(ctx: Context, incident_id: str) -> None:
+    """Delete the incident and its timeline (NOT_FOUND for the loser of concurrent deletions)."""
     session = ctx.session
-    row = await _load(session, incident_id, lock=True)
+    row = await _load(session, incident_id)
+    title = row.title
     system_ids = await system_ids_of(session, incident_id)
     # Explicit deletes, although the foreign keys cascade: no reliance on SQLite's pragma.
     for table in (TimelineRow, IncidentSystem):
         await session.exec(sa.delete(table).where(col(table.incident_id) == incident_id))
-    await session.delete(row)
-    await session.flush()
+    deleted = await session.exec(sa.delete(IncidentRow).where(col(IncidentRow.id) == incident_id))
+    if deleted.rowcount != 1:
+        raise NotFound(f"Incident not found: {incident_id}")
+    session.expunge(row)
     await ctx.emit(
-        INCIDENT_DELETED, {"incidentId": row.id, "title": row.title, "systemIds": system_ids}
+        INCIDENT_DELETED, {"incidentId": incident_id, "title": title, "systemIds": system_ids}
     )
 
 
@@ -540,8 +676,7 @@ async def forget_system(ctx: Context, system_id: str, system_name: str | None) -
     remaining = await _systems_by_incident(session, [r.id for r in rows])
     now = utcnow()
     for row in rows:
-        row.updated_at = now
-        session.add(row)
+        await _touch(session, row, now)
         entry = _add_entry(ctx, row.id, "system_removed", message, at=now)
         incident = _incident(row, remaining[row.id])
         await ctx.emit(

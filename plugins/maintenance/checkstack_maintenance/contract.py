@@ -7,7 +7,7 @@ Importable without the server: clients and other plugins (healthcheck) read it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -16,11 +16,15 @@ from checkstack_core import (
     AccessRule,
     Contract,
     InstanceAccess,
+    Level,
     Schema,
     ServiceRef,
     mutation,
     query,
 )
+
+if TYPE_CHECKING:
+    from checkstack_core import Context
 
 PLUGIN_ID = "maintenance"
 
@@ -182,21 +186,42 @@ class CloseWindowInput(Schema):
 
 
 # -- access ---------------------------------------------------------------------------------------
-# Windows are guarded by the catalog systems they affect. The resolvers read the database, so
-# they live in the service module, imported when called: this module stays importable without
-# the server.
+# Windows are guarded by the catalog systems they affect. Only the plugin reads the database, so
+# the resolvers ask it through a service it provides: this module stays importable without the
+# server.
 
 
-async def _readable_systems(ctx: Any, input: Any) -> list[str]:
-    from .service import readable_systems_of_window
+class WindowSystems(Protocol):
+    """How the resolvers below learn a window's systems (provided by the maintenance plugin)."""
 
-    return await readable_systems_of_window(ctx, input)
+    async def of_window(self, ctx: Context, window_id: str) -> list[str]:
+        """The systems ``window_id`` affects, sorted (none when it does not exist)."""
+        ...
 
 
-async def _managed_systems(ctx: Any, input: Any) -> list[str]:
-    from .service import managed_systems
+#: The maintenance plugin's own lookup for its access resolvers (not meant for other plugins).
+WINDOW_SYSTEMS = ServiceRef[WindowSystems]("maintenance.systems")
 
-    return await managed_systems(ctx, input)
+
+async def _readable_systems(ctx: Context, input: WindowId) -> list[str]:
+    """What ``getWindow``'s pre-check hands the dispatcher: a window is readable when at least
+    one of its systems is, so only those are checked. When none is, all are handed over and the
+    dispatcher answers as usual: the missing rule, or ``Access denied to catalog.system <id>``.
+    An unknown window has none: the global rule decides, then the handler answers NOT_FOUND."""
+    ids = await ctx.service(WINDOW_SYSTEMS).of_window(ctx, input.id)
+    if not ids:
+        return ids
+    admitted = await ctx.admitted_ids(SYSTEM, ids, Level.READ, rule_id=READ)
+    return [i for i in ids if i in admitted] or ids
+
+
+async def _managed_systems(ctx: Context, input: Any) -> list[str]:
+    """The mutations by id: every system the window affects, before and after the change; each
+    must admit the caller."""
+    ids = await ctx.service(WINDOW_SYSTEMS).of_window(ctx, input.id)
+    if isinstance(input, UpdateWindowInput) and not isinstance(input.system_ids, UnsetType):
+        ids += [i for i in dict.fromkeys(input.system_ids) if i not in ids]
+    return ids
 
 
 read_window = InstanceAccess(SYSTEM, resolve=_readable_systems)

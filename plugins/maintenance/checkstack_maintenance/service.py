@@ -18,15 +18,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import delete, exists, func, or_
+from sqlalchemy import Row, delete, exists, func, or_
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Conflict, Context, Level, NotFound
-from checkstack_core.auth import Principal, PrincipalKind
+from checkstack_core.auth import Principal
 from checkstack_core.db import Database, utcnow
 from checkstack_core.errors import validation_error
 
@@ -50,6 +53,7 @@ from .contract import (
     Status,
     SystemIdInput,
     TimelineEntry,
+    TimelineKind,
     UpdateWindowInput,
     Window,
     WindowDetail,
@@ -140,7 +144,8 @@ def to_window(row: WindowRow, system_ids: Sequence[str]) -> Window:
         end_at=row.end_at,
         system_ids=list(system_ids),
         suppress_notifications=row.suppress_notifications,
-        status=row.status,
+        # Only valid values are stored: the inputs are validated against the same literals.
+        status=cast(Status, row.status),
         created_at=row.created_at,
         updated_at=row.updated_at,
         created_by=created_by,
@@ -152,13 +157,67 @@ def to_entry(row: TimelineRow) -> TimelineEntry:
     return TimelineEntry(
         id=row.id,
         window_id=row.window_id,
-        kind=row.kind,
+        kind=cast(TimelineKind, row.kind),
         message=row.message,
         author=Author(kind=row.author_kind, id=row.author_id, name=row.author_name),
         created_at=row.created_at,
-        from_status=row.from_status,
-        to_status=row.to_status,
+        from_status=cast("Status | None", row.from_status),
+        to_status=cast("Status | None", row.to_status),
     )
+
+
+# Lists are built from columns (Core ``SELECT``s joined to the windows' systems), not ORM
+# instances: a round trip and the identity map's bookkeeping per row are what a read costs most.
+
+_WINDOW_COLUMNS: tuple[Any, ...] = (
+    col(WindowRow.id),
+    col(WindowRow.title),
+    col(WindowRow.description),
+    col(WindowRow.start_at),
+    col(WindowRow.end_at),
+    col(WindowRow.suppress_notifications),
+    col(WindowRow.status),
+    col(WindowRow.created_at),
+    col(WindowRow.updated_at),
+    col(WindowRow.created_by_kind),
+    col(WindowRow.created_by_id),
+    col(WindowRow.created_by_name),
+)
+
+
+async def _core_rows(session: AsyncSession, statement: Any) -> Sequence[Row[Any]]:
+    """The rows of a Core ``SELECT`` run on the session's connection, in its transaction
+    (changes made through the session are flushed first): no ORM execution work."""
+    await session.flush()
+    connection = await session.connection()
+    return (await connection.execute(statement)).all()
+
+
+def _windows_from(
+    rows: Sequence[Row[Any]], systems: dict[str, list[str]], readable: set[str]
+) -> list[Window]:
+    """Windows from rows starting with ``_WINDOW_COLUMNS``, listing their ``readable``
+    systems."""
+    return [
+        Window(
+            id=row.id,
+            title=row.title,
+            description=row.description,
+            start_at=row.start_at,
+            end_at=row.end_at,
+            system_ids=[s for s in systems[row.id] if s in readable],
+            suppress_notifications=row.suppress_notifications,
+            status=row.status,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            created_by=Author(
+                kind=row.created_by_kind, id=row.created_by_id, name=row.created_by_name
+            )
+            if row.created_by_kind
+            else None,
+        )
+        for row in rows
+    ]
 
 
 def _payload(row: WindowRow, system_ids: Sequence[str], **extra: Any) -> dict[str, Any]:
@@ -177,13 +236,12 @@ def _payload(row: WindowRow, system_ids: Sequence[str], **extra: Any) -> dict[st
 # -- reading ---------------------------------------------------------------------------------------
 
 
-async def load_window(session: AsyncSession, window_id: str, *, lock: bool = False) -> WindowRow:
-    """The window ``window_id`` (locked for update on PostgreSQL), or NOT_FOUND."""
+async def load_window(session: AsyncSession, window_id: str, *, fresh: bool = False) -> WindowRow:
+    """The window ``window_id``, or NOT_FOUND. ``fresh`` overwrites the session's copy with the
+    stored row (after a guarded write found the window changed)."""
     statement = select(WindowRow).where(col(WindowRow.id) == window_id)
-    if lock:
-        # Serialises concurrent transitions of one window across processes; SQLite ignores it
-        # (its writers are serialised anyway).
-        statement = statement.with_for_update().execution_options(populate_existing=True)
+    if fresh:
+        statement = statement.execution_options(populate_existing=True)
     row = (await session.exec(statement)).first()
     if row is None:
         raise NotFound(f"Maintenance window not found: {window_id}")
@@ -195,10 +253,11 @@ async def systems_of(session: AsyncSession, window_ids: Sequence[str]) -> dict[s
     result: dict[str, list[str]] = {window_id: [] for window_id in window_ids}
     if not window_ids:
         return result
-    rows = await session.exec(
-        select(WindowSystemRow.window_id, WindowSystemRow.system_id)
+    rows = await _core_rows(
+        session,
+        sa_select(col(WindowSystemRow.window_id), col(WindowSystemRow.system_id))
         .where(col(WindowSystemRow.window_id).in_(window_ids))
-        .order_by(col(WindowSystemRow.system_id))
+        .order_by(col(WindowSystemRow.system_id)),
     )
     for window_id, system_id in rows:
         result[window_id].append(system_id)
@@ -216,32 +275,12 @@ async def _readable(ctx: Context, ids: Iterable[str]) -> set[str]:
     return await ctx.admitted_ids(SYSTEM, ids, Level.READ, rule_id=READ)
 
 
-# -- access resolvers (named by the contract's InstanceAccess) -------------------------------------
+class SystemsLookup:
+    """The ``WINDOW_SYSTEMS`` service the contract's access resolvers ask (in the call's
+    transaction, before any handler runs)."""
 
-
-async def _readable_subset(ctx: Context, ids: list[str]) -> list[str]:
-    """What a read pre-check hands the dispatcher: a window is readable when at least one of its
-    systems is, so only those are checked. When none is, all are handed over and the dispatcher
-    answers as usual: the missing rule, or ``Access denied to catalog.system <id>``."""
-    if not ids or ctx.principal.kind is PrincipalKind.SERVICE:
-        return ids
-    admitted = await _readable(ctx, ids)
-    return [i for i in ids if i in admitted] or ids
-
-
-async def readable_systems_of_window(ctx: Context, input: WindowId) -> list[str]:
-    """Resolver of ``getWindow``: the window's systems (none for an unknown window: the global
-    rule decides, then the handler answers NOT_FOUND)."""
-    return await _readable_subset(ctx, await _systems(ctx.session, input.id))
-
-
-async def managed_systems(ctx: Context, input: Any) -> list[str]:
-    """Resolver of the mutations by id: every system the window affects, before and after the
-    change; each must admit the caller."""
-    ids = await _systems(ctx.session, input.id)
-    if isinstance(input, UpdateWindowInput) and not isinstance(input.system_ids, msgspec.UnsetType):
-        ids = _unique([*ids, *input.system_ids])
-    return ids
+    async def of_window(self, ctx: Context, window_id: str) -> list[str]:
+        return await _systems(ctx.session, window_id)
 
 
 # -- queries ---------------------------------------------------------------------------------------
@@ -290,23 +329,26 @@ async def list_windows(ctx: Context, input: GetWindowsInput) -> WindowList:
     if ctx.principal.holds(READ):
         # A window left without systems is guarded by the global rule alone.
         visible = or_(visible, ~exists().where(col(WindowSystemRow.window_id) == col(WindowRow.id)))
-    total = (
-        await session.exec(select(func.count()).select_from(WindowRow).where(*conditions, visible))
-    ).one()
-    rows = (
-        await session.exec(
-            select(WindowRow)
-            .where(*conditions, visible)
-            .order_by(col(WindowRow.start_at).desc(), col(WindowRow.id).desc())
-            .offset(input.offset)
-            .limit(input.limit)
-        )
-    ).all()
-    systems = await systems_of(session, [r.id for r in rows])
-    return WindowList(
-        windows=[to_window(r, [s for s in systems[r.id] if s in admitted]) for r in rows],
-        total=total,
+    # The page and how many match in all (a window function, computed before LIMIT) in one
+    # query, then the page's systems in another.
+    rows = await _core_rows(
+        session,
+        sa_select(*_WINDOW_COLUMNS, func.count().over())
+        .where(*conditions, visible)
+        .order_by(col(WindowRow.start_at).desc(), col(WindowRow.id).desc())
+        .offset(input.offset)
+        .limit(input.limit),
     )
+    if rows:
+        total = rows[0][-1]
+    elif input.offset:
+        # A page past the end says nothing about the total: count.
+        counted = sa_select(func.count()).select_from(WindowRow).where(*conditions, visible)
+        total = (await _core_rows(session, counted))[0][0]
+    else:
+        total = 0
+    systems = await systems_of(session, [row.id for row in rows])
+    return WindowList(windows=_windows_from(rows, systems, admitted), total=total)
 
 
 async def get_window(ctx: Context, input: WindowId) -> WindowDetail:
@@ -330,25 +372,22 @@ async def get_window(ctx: Context, input: WindowId) -> WindowDetail:
 
 async def active_windows_for_system(ctx: Context, input: SystemIdInput) -> ActiveWindows:
     """``getActiveWindowsForSystem``: in-progress windows affecting the system."""
-    rows = (
-        await ctx.session.exec(
-            select(WindowRow)
-            .where(
-                col(WindowRow.status) == "in_progress",
-                col(WindowRow.id).in_(
-                    select(WindowSystemRow.window_id).where(
-                        col(WindowSystemRow.system_id) == input.system_id
-                    )
-                ),
-            )
-            .order_by(col(WindowRow.start_at).desc(), col(WindowRow.id).desc())
+    rows = await _core_rows(
+        ctx.session,
+        sa_select(*_WINDOW_COLUMNS)
+        .where(
+            col(WindowRow.status) == "in_progress",
+            col(WindowRow.id).in_(
+                select(WindowSystemRow.window_id).where(
+                    col(WindowSystemRow.system_id) == input.system_id
+                )
+            ),
         )
-    ).all()
-    systems = await systems_of(ctx.session, [r.id for r in rows])
-    admitted = await _readable(ctx, (s for ids in systems.values() for s in ids))
-    return ActiveWindows(
-        windows=[to_window(r, [s for s in systems[r.id] if s in admitted]) for r in rows]
+        .order_by(col(WindowRow.start_at).desc(), col(WindowRow.id).desc()),
     )
+    systems = await systems_of(ctx.session, [row.id for row in rows])
+    admitted = await _readable(ctx, (s for ids in systems.values() for s in ids))
+    return ActiveWindows(windows=_windows_from(rows, systems, admitted))
 
 
 async def is_suppressed(session: AsyncSession, system_id: str, at: datetime | None = None) -> bool:
@@ -414,20 +453,44 @@ async def _add_entry(
     return entry
 
 
-async def _transition(
+async def _claim(session: AsyncSession, row: WindowRow, values: dict[str, Any]) -> bool:
+    """Write ``values`` (attribute names) to the window unless its status moved since ``row``
+    was read; every change of a window goes through here.
+
+    One conditional ``UPDATE ... WHERE id = :id AND status = :read``: the database decides, so
+    of two concurrent changes of one window only one is made on the status it validated against,
+    whatever the isolation level (the row then stays locked by this transaction until it ends).
+    On success ``row`` holds the new values; otherwise it is re-read (NOT_FOUND when the window
+    is gone) and False is returned, so the caller validates again against what is stored now.
+    """
+    written = await session.exec(
+        sa_update(WindowRow)
+        .where(col(WindowRow.id) == row.id, col(WindowRow.status) == row.status)
+        .values(**values)
+        # ``row`` is updated below, from what the database says.
+        .execution_options(synchronize_session=False)
+    )
+    if written.rowcount == 1:
+        for name, value in values.items():
+            set_committed_value(row, name, value)
+        return True
+    await load_window(session, row.id, fresh=True)
+    return False
+
+
+async def _move(
     ctx: Context,
     row: WindowRow,
     system_ids: Sequence[str],
     target: Status,
     author: Author,
     message: str,
-) -> TimelineRow:
-    """Move ``row`` to ``target`` (CONFLICT if illegal), record it and emit its events."""
+) -> TimelineRow | None:
+    """Move ``row`` from its status to ``target`` unless the status moved meanwhile (then
+    ``None``, with ``row`` re-read); record the change once and emit its events."""
     current = row.status
-    check_transition(current, target)
-    row.status = target
-    row.updated_at = utcnow()
-    ctx.session.add(row)
+    if not await _claim(ctx.session, row, {"status": target, "updated_at": utcnow()}):
+        return None
     entry = await _add_entry(ctx, row.id, "status", message, author, current, target)
     ids = list(system_ids)
     await ctx.emit(
@@ -441,19 +504,43 @@ async def _transition(
     return entry
 
 
-async def advance(ctx: Context, row: WindowRow, system_ids: Sequence[str]) -> bool:
-    """Apply every automatic transition that is due, in order; whether anything changed."""
-    changed = False
+async def _transition(
+    ctx: Context,
+    row: WindowRow,
+    system_ids: Sequence[str],
+    target: Status,
+    author: Author,
+    message: str,
+) -> TimelineRow:
+    """Move ``row`` to ``target``: CONFLICT naming the transition unless it is legal from the
+    stored status (checked again when a concurrent change moved it first)."""
+    while True:
+        check_transition(row.status, target)
+        entry = await _move(ctx, row, system_ids, target, author, message)
+        if entry is not None:
+            return entry
+
+
+def _due(row: WindowRow) -> tuple[Status, str] | None:
+    """The automatic transition ``row`` is due for now, with its message."""
     if row.status == "scheduled" and row.start_at <= utcnow():
-        await _transition(
-            ctx, row, system_ids, "in_progress", SYSTEM_AUTHOR, "Maintenance started automatically"
-        )
-        changed = True
+        return "in_progress", "Maintenance started automatically"
     if row.status == "in_progress" and row.end_at <= utcnow():
-        await _transition(
-            ctx, row, system_ids, "completed", SYSTEM_AUTHOR, "Maintenance completed automatically"
-        )
-        changed = True
+        return "completed", "Maintenance completed automatically"
+    return None
+
+
+async def advance(ctx: Context, row: WindowRow, system_ids: Sequence[str]) -> bool:
+    """Apply every automatic transition that is due, in order; whether anything changed.
+
+    A change that won a race against this one (a manual completion, another process's job) is
+    simply taken as the new state: what is due is decided again from the stored window.
+    """
+    changed = False
+    while (due := _due(row)) is not None:
+        target, message = due
+        if await _move(ctx, row, system_ids, target, SYSTEM_AUTHOR, message) is not None:
+            changed = True
     return changed
 
 
@@ -512,7 +599,50 @@ async def schedule_window(ctx: Context, input: ScheduleWindowInput) -> Window:
 async def update_window(ctx: Context, input: UpdateWindowInput) -> Window:
     """``updateWindow``: edit a scheduled or in-progress window; revalidates its times."""
     session = ctx.session
-    row = await load_window(session, input.id, lock=True)
+    row = await load_window(session, input.id)
+    _edits(row, input, systems_changed=False)  # refuse a bad edit before asking the catalog
+    old_systems = await _systems(session, row.id)
+    new_systems = old_systems
+    if not isinstance(input.system_ids, msgspec.UnsetType):
+        new_systems = sorted(_unique(input.system_ids))
+        await _require_systems(ctx, [s for s in new_systems if s not in old_systems])
+    systems_changed = new_systems != old_systems
+    while True:
+        values, changed = _edits(row, input, systems_changed=systems_changed)
+        if not changed:
+            return to_window(row, new_systems)
+        # Validated against the status read: when a concurrent transition moved it first, the
+        # edit is validated again against the stored window.
+        if await _claim(session, row, {**values, "updated_at": utcnow()}):
+            break
+    if systems_changed:
+        # Read again now that this transaction holds the window: a concurrent edit of its
+        # systems has committed by now (it claims the window first, too).
+        stored = await _systems(session, row.id)
+        gone = [s for s in stored if s not in new_systems]
+        if gone:
+            await session.exec(
+                delete(WindowSystemRow).where(
+                    col(WindowSystemRow.window_id) == row.id,
+                    col(WindowSystemRow.system_id).in_(gone),
+                )
+            )
+        session.add_all(
+            WindowSystemRow(window_id=row.id, system_id=s) for s in new_systems if s not in stored
+        )
+    author = author_of(ctx.principal)
+    await _add_entry(ctx, row.id, "edited", "Changed " + ", ".join(changed), author)
+    await ctx.emit(WINDOW_UPDATED, _payload(row, new_systems, kind="edited", changed=changed))
+    await advance(ctx, row, new_systems)
+    return to_window(row, new_systems)
+
+
+def _edits(
+    row: WindowRow, input: UpdateWindowInput, *, systems_changed: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The column values ``input`` changes on ``row`` and the wire names of what changes
+    (CONFLICT or BAD_REQUEST when the edit is not allowed in the window's status or its times
+    are wrong)."""
     if row.status not in ACTIVE_STATUSES:
         raise Conflict(
             f"Cannot edit {_LABEL[row.status]} maintenance window", data={"status": row.status}
@@ -537,79 +667,60 @@ async def update_window(ctx: Context, input: UpdateWindowInput) -> Window:
     if issues:
         raise validation_error(issues)
 
-    old_systems = await _systems(session, row.id)
-    new_systems = old_systems
-    if not isinstance(input.system_ids, msgspec.UnsetType):
-        new_systems = sorted(_unique(input.system_ids))
-        await _require_systems(ctx, [s for s in new_systems if s not in old_systems])
-
+    values: dict[str, Any] = {}
     changed: list[str] = []
     if isinstance(input.title, str) and input.title.strip() != row.title:
-        row.title = input.title.strip()
+        values["title"] = input.title.strip()
         changed.append("title")
     if not isinstance(input.description, msgspec.UnsetType):
         description = (input.description or "").strip() or None
         if description != row.description:
-            row.description = description
+            values["description"] = description
             changed.append("description")
     if start_at != row.start_at:
-        row.start_at = start_at
+        values["start_at"] = start_at
         changed.append("startAt")
     if end_at != row.end_at:
-        row.end_at = end_at
+        values["end_at"] = end_at
         changed.append("endAt")
-    if new_systems != old_systems:
-        gone = [s for s in old_systems if s not in new_systems]
-        if gone:
-            await session.exec(
-                delete(WindowSystemRow).where(
-                    col(WindowSystemRow.window_id) == row.id,
-                    col(WindowSystemRow.system_id).in_(gone),
-                )
-            )
-        session.add_all(
-            WindowSystemRow(window_id=row.id, system_id=s)
-            for s in new_systems
-            if s not in old_systems
-        )
+    if systems_changed:
         changed.append("systemIds")
     if (
         not isinstance(input.suppress_notifications, msgspec.UnsetType)
         and input.suppress_notifications != row.suppress_notifications
     ):
-        row.suppress_notifications = input.suppress_notifications
+        values["suppress_notifications"] = input.suppress_notifications
         changed.append("suppressNotifications")
-    if changed:
-        row.updated_at = utcnow()
-        session.add(row)
-        author = author_of(ctx.principal)
-        await _add_entry(ctx, row.id, "edited", "Changed " + ", ".join(changed), author)
-        await ctx.emit(WINDOW_UPDATED, _payload(row, new_systems, kind="edited", changed=changed))
-        await advance(ctx, row, new_systems)
-    return to_window(row, new_systems)
+    return values, changed
+
+
+async def _touch(session: AsyncSession, row: WindowRow) -> None:
+    """Mark ``row`` changed now (a message or an edit of its systems), in whatever status it is
+    by the time this transaction writes it."""
+    while not await _claim(session, row, {"updated_at": utcnow()}):
+        pass
 
 
 async def add_update(ctx: Context, input: AddUpdateInput) -> TimelineEntry:
     """``addUpdate``: a timeline message, optionally with a legal status change."""
-    row = await load_window(ctx.session, input.id, lock=True)
-    system_ids = await _systems(ctx.session, row.id)
-    author = author_of(ctx.principal)
     message = input.message.strip()
     if not message:
         raise validation_error([{"message": "message must not be blank", "path": ["message"]}])
+    row = await load_window(ctx.session, input.id)
+    system_ids = await _systems(ctx.session, row.id)
+    author = author_of(ctx.principal)
     if input.status is not None:
         entry = await _transition(ctx, row, system_ids, input.status, author, message)
     else:
+        await _touch(ctx.session, row)
         entry = await _add_entry(ctx, row.id, "update", message, author)
-        row.updated_at = utcnow()
-        ctx.session.add(row)
         await ctx.emit(WINDOW_UPDATED, _payload(row, system_ids, kind="update"))
     return to_entry(entry)
 
 
 async def close_window(ctx: Context, input: CloseWindowInput, target: Status) -> Window:
     """``completeWindow`` / ``cancelWindow``."""
-    row = await load_window(ctx.session, input.id, lock=True)
+    row = await load_window(ctx.session, input.id)
     system_ids = await _systems(ctx.session, row.id)
     default = "Maintenance completed" if target == "completed" else "Maintenance cancelled"
     message = (input.message or "").strip() or default
@@ -618,16 +729,17 @@ async def close_window(ctx: Context, input: CloseWindowInput, target: Status) ->
 
 
 async def delete_window(ctx: Context, input: WindowId) -> DeletedWindow:
-    """``deleteWindow``: the window, its systems and its timeline."""
+    """``deleteWindow``: the window, its systems and its timeline (NOT_FOUND for the loser of
+    two concurrent deletions)."""
     session = ctx.session
-    row = await load_window(session, input.id, lock=True)
-    system_ids = await _systems(session, row.id)
+    system_ids = await _systems(session, input.id)
     for table in (TimelineRow, WindowSystemRow):
-        await session.exec(delete(table).where(col(table.window_id) == row.id))
-    await session.delete(row)
-    await session.flush()
-    await ctx.emit(WINDOW_DELETED, {"windowId": row.id, "systemIds": system_ids})
-    return DeletedWindow(id=row.id)
+        await session.exec(delete(table).where(col(table.window_id) == input.id))
+    deleted = await session.exec(delete(WindowRow).where(col(WindowRow.id) == input.id))
+    if deleted.rowcount != 1:
+        raise NotFound(f"Maintenance window not found: {input.id}")
+    await ctx.emit(WINDOW_DELETED, {"windowId": input.id, "systemIds": system_ids})
+    return DeletedWindow(id=input.id)
 
 
 # -- automatic transitions -------------------------------------------------------------------------
@@ -660,7 +772,7 @@ async def run_transition(ctx: Context, window_id: str) -> None:
     """The transition job: apply what is due now (nothing for a cancelled or missing window),
     then reschedule from the stored times, which another process may have changed."""
     try:
-        row = await load_window(ctx.session, window_id, lock=True)
+        row = await load_window(ctx.session, window_id)
     except NotFound:
         await schedule_jobs(ctx, None, window_id)
         return
@@ -680,11 +792,7 @@ async def catch_up(ctx: Context, *, schedule: bool) -> int:
                 (col(WindowRow.status) == "in_progress") & (col(WindowRow.end_at) <= now),
             )
         )
-    statement = (
-        statement.order_by(col(WindowRow.id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    statement = statement.order_by(col(WindowRow.id)).execution_options(populate_existing=True)
     rows = (await ctx.session.exec(statement)).all()
     systems = await systems_of(ctx.session, [r.id for r in rows])
     changed = 0
@@ -711,7 +819,7 @@ async def forget_system(ctx: Context, system_id: str, system_name: str | None) -
     ).all()
     label = f"{system_name} ({system_id})" if system_name else system_id
     for window_id in window_ids:
-        row = await load_window(session, window_id, lock=True)
+        row = await load_window(session, window_id)
         await session.exec(
             delete(WindowSystemRow).where(
                 col(WindowSystemRow.window_id) == window_id,
@@ -719,8 +827,7 @@ async def forget_system(ctx: Context, system_id: str, system_name: str | None) -
             )
         )
         remaining = await _systems(session, window_id)
-        row.updated_at = utcnow()
-        session.add(row)
+        await _touch(session, row)
         await _add_entry(
             ctx,
             window_id,
@@ -732,13 +839,8 @@ async def forget_system(ctx: Context, system_id: str, system_name: str | None) -
             WINDOW_UPDATED,
             _payload(row, remaining, kind="system_removed", removedSystemId=system_id),
         )
-        if not remaining and row.status in ACTIVE_STATUSES:
-            await _transition(
-                ctx,
-                row,
-                remaining,
-                "cancelled",
-                SYSTEM_AUTHOR,
-                "Maintenance cancelled automatically: none of its systems remain",
-            )
+        message = "Maintenance cancelled automatically: none of its systems remain"
+        while not remaining and row.status in ACTIVE_STATUSES:
+            if await _move(ctx, row, remaining, "cancelled", SYSTEM_AUTHOR, message) is not None:
+                break
     return len(window_ids)
