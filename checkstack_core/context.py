@@ -63,11 +63,13 @@ class UnitOfWork:
     latest committed data and there is nothing to commit.
     """
 
-    __slots__ = ("_host", "_pending_events", "_session", "memo", "read_only")
+    __slots__ = ("_connection", "_host", "_pending_events", "_session", "memo", "read_only")
 
     def __init__(self, host: Host, *, read_only: bool = False) -> None:
         self._host = host
         self._session: AsyncSession | None = None
+        #: The connection of the session's current transaction, and that transaction.
+        self._connection: tuple[Any, AsyncConnection] | None = None
         self._pending_events: list[tuple[str, dict[str, Any]]] = []
         self.read_only = read_only
         #: Per-call scratch space for engines (an auth backend notes which cache version this
@@ -91,7 +93,14 @@ class UnitOfWork:
         The same connection (and transaction) the handlers' session uses: never check out
         another one while a call holds this.
         """
-        return await self.session.connection()
+        session = self.session
+        transaction = session.sync_session.get_transaction()
+        cached = self._connection
+        if cached is not None and transaction is not None and cached[0] is transaction:
+            return cached[1]  # asked on every lookup: skip the session's machinery
+        connection = await session.connection()
+        self._connection = (session.sync_session.get_transaction(), connection)
+        return connection
 
     def defer_event(self, name: str, payload: dict[str, Any]) -> None:
         self._pending_events.append((name, payload))
@@ -115,6 +124,7 @@ class UnitOfWork:
             await self._session.rollback()
 
     async def close(self) -> None:
+        self._connection = None
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -60,6 +61,10 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def utcnow() -> datetime:
@@ -128,6 +133,9 @@ class Database:
             "echo": echo,
             "pool_reset_on_return": None,
             "hide_parameters": True,
+            # JSON columns through msgspec: several times faster than the json module per row.
+            "json_serializer": _json_text,
+            "json_deserializer": msgspec.json.decode,
         }
         if make_url(self.url).database not in (None, "", ":memory:"):
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout)
