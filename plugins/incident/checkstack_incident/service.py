@@ -103,12 +103,15 @@ _INCIDENT_COLUMNS: tuple[Any, ...] = (
 )
 
 
-async def _core_rows(session: AsyncSession, statement: Any) -> Sequence[sa.Row[Any]]:
+async def _core_rows(
+    session: AsyncSession, statement: Any, params: dict[str, Any] | None = None
+) -> Sequence[sa.Row[Any]]:
     """The rows of a Core ``SELECT`` run on the session's connection, in its transaction
     (changes made through the session are flushed first): no ORM execution work."""
-    await session.flush()
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
     connection = await session.connection()
-    return (await connection.execute(statement)).all()
+    return (await connection.execute(statement, params or {})).all()
 
 
 def _incidents_from(rows: Sequence[sa.Row[Any]], readable: set[str]) -> list[Incident]:
@@ -228,6 +231,46 @@ def _one_or_many(value: str | Sequence[str] | None) -> list[str] | None:
     return [value] if isinstance(value, str) else list(dict.fromkeys(value))
 
 
+class _ListStatements:
+    """The statements of one ``getIncidents`` shape: which systems the matches affect, and the
+    page (how many match in all, a window function computed before LIMIT, and each incident's
+    systems, in one query; ``limit`` and ``offset`` are bound parameters)."""
+
+    __slots__ = ("page", "referenced")
+
+    def __init__(self, referenced: Any, page: Any) -> None:
+        self.referenced = referenced
+        self.page = page
+
+
+def _statements(conditions: list[Any]) -> _ListStatements:
+    referenced = (
+        sa.select(col(IncidentSystem.system_id))
+        .join(IncidentRow, col(IncidentRow.id) == col(IncidentSystem.incident_id))
+        .where(*conditions)
+        .distinct()
+    )
+    page = (
+        sa.select(*_INCIDENT_COLUMNS, col(IncidentRow.seq), sa.func.count().over().label("total"))
+        .where(*conditions)
+        .order_by(col(IncidentRow.created_at).desc(), col(IncidentRow.seq).desc())
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
+        .subquery()
+    )
+    listed = (
+        sa.select(page, col(IncidentSystem.system_id))
+        .outerjoin(IncidentSystem, col(IncidentSystem.incident_id) == page.c.id)
+        .order_by(page.c.created_at.desc(), page.c.seq.desc())
+    )
+    return _ListStatements(referenced, listed)
+
+
+#: Built once per (unfiltered, include resolved): building and keying a statement costs more
+#: than running it.
+_PREPARED: dict[tuple[bool, bool], _ListStatements] = {}
+
+
 async def list_incidents(ctx: Context, query: GetIncidentsInput) -> IncidentPage:
     """One page of the incidents matching ``query`` that the caller may see, newest first.
 
@@ -255,16 +298,18 @@ async def list_incidents(ctx: Context, query: GetIncidentsInput) -> IncidentPage
             )
         )
 
-    referenced = list(
-        (
-            await session.exec(
-                select(IncidentSystem.system_id)
-                .join(IncidentRow, col(IncidentRow.id) == col(IncidentSystem.incident_id))
-                .where(*conditions)
-                .distinct()
-            )
-        ).all()
+    # The default query (a status page: open incidents, no other filter) runs prepared
+    # statements; any other filter builds its own.
+    default = (
+        statuses is None and severities is None and query.system_id is None,
+        query.include_resolved,
     )
+    prepared = _PREPARED.get(default) if default[0] else None
+    if prepared is None:
+        prepared = _statements(conditions)
+        if default[0]:
+            _PREPARED[default] = prepared
+    referenced = [row[0] for row in await _core_rows(session, prepared.referenced)]
     has_global = ctx.principal.holds(READ)
     admitted = (
         await ctx.admitted_ids(SYSTEM, sorted(referenced), Level.READ, rule_id=READ)
@@ -274,6 +319,7 @@ async def list_incidents(ctx: Context, query: GetIncidentsInput) -> IncidentPage
     if query.system_id is not None and query.system_id not in admitted:
         # Asking about a system one may not read reveals nothing about it.
         return IncidentPage(incidents=[], total=0)
+    page_params = {"limit": query.limit, "offset": query.offset}
     if not (has_global and admitted >= set(referenced)):
         linked = sa.exists().where(col(IncidentSystem.incident_id) == col(IncidentRow.id))
         visible: list[Any] = []
@@ -284,23 +330,8 @@ async def list_incidents(ctx: Context, query: GetIncidentsInput) -> IncidentPage
         if not visible:
             return IncidentPage(incidents=[], total=0)
         conditions.append(sa.or_(*visible))
-
-    # The page, how many match in all (a window function, computed before LIMIT) and each
-    # incident's systems, in one query.
-    page = (
-        sa.select(*_INCIDENT_COLUMNS, col(IncidentRow.seq), sa.func.count().over().label("total"))
-        .where(*conditions)
-        .order_by(col(IncidentRow.created_at).desc(), col(IncidentRow.seq).desc())
-        .limit(query.limit)
-        .offset(query.offset)
-        .subquery()
-    )
-    rows = await _core_rows(
-        session,
-        sa.select(page, col(IncidentSystem.system_id))
-        .outerjoin(IncidentSystem, col(IncidentSystem.incident_id) == page.c.id)
-        .order_by(page.c.created_at.desc(), page.c.seq.desc()),
-    )
+        prepared = _statements(conditions)
+    rows = await _core_rows(session, prepared.page, page_params)
     incidents = _incidents_from(rows, admitted)
     if rows:
         total = rows[0].total
