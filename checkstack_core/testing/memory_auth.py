@@ -2,14 +2,15 @@
 plugin: principals holding chosen rules and teams, team grants and team-only resources.
 
 Callers are presented as ``Authorization: Bearer test_<n>`` tokens, so tests exercise the same
-HTTP path as real API keys.
+HTTP path as real API keys. As in the product, every caller also holds ``anonymous_rules`` as
+they stand at each request (the guests' role is every principal's).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..auth import Principal, PrincipalKind, RequestInfo
 from ..context import UnitOfWork
@@ -43,6 +44,8 @@ class MemoryAuth:
 
     anonymous_rules: set[str] = field(default_factory=set)
     _callers: dict[str, Caller] = field(default_factory=dict)
+    #: Each token's own rules, without the guests' (those are added per request).
+    _own_rules: dict[str, frozenset[str]] = field(default_factory=dict)
     _grants: dict[tuple[str, str], list[_Grant]] = field(default_factory=dict)
     _team_only: set[tuple[str, str]] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -68,6 +71,7 @@ class MemoryAuth:
         )
         caller = Caller(principal, f"test_{number}")
         self._callers[caller.token] = caller
+        self._own_rules[caller.token] = frozenset(rules)
         return caller
 
     def user(self, *rules: str, teams: Sequence[str] = (), name: str | None = None) -> Caller:
@@ -115,7 +119,10 @@ class MemoryAuth:
         )
         if caller is None:
             raise Unauthorized("Invalid API key")
-        return caller.principal
+        # As in the product, every caller holds what guests hold *now*: a rule taken from
+        # ``anonymous_rules`` after the caller was made is gone from its next request on.
+        own = self._own_rules[caller.token]
+        return replace(caller.principal, rules=own | frozenset(self.anonymous_rules))
 
     async def anonymous(self, *, uow: UnitOfWork) -> Principal:
         return Principal.anonymous(self.anonymous_rules)

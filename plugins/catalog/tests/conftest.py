@@ -2,6 +2,9 @@
 
 ``manager`` is a client holding ``catalog.catalog.manage`` (and, like every caller, the public
 ``catalog.catalog.read``); ``anonymous`` is a client without credentials.
+
+``test_catalog_access.py`` replaces ``manager`` with one from ``checkstack_access`` and runs over
+both ``MemoryAuth`` and the real auth plugin.
 """
 
 from __future__ import annotations

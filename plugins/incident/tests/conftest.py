@@ -1,7 +1,8 @@
 """Incident tests run a host with the catalog and incident plugins on the core's fixtures.
 
 Principals come from ``checkstack_auth`` (in-memory); systems are made through the catalog's own
-procedures, as a user would.
+procedures, as a user would. ``test_access.py`` replaces ``admin_caller`` with one from
+``checkstack_access`` and runs over both ``MemoryAuth`` and the real auth plugin.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@
 the catalog systems); ``anonymous`` has no credentials. ``systems`` are three catalog system ids;
 ``schedule(**fields)`` schedules a window (defaults: starts in an hour, lasts an hour, affects
 the first system) as the manager.
+
+``test_access.py`` replaces ``admin_caller`` and ``manager_caller`` with callers from
+``checkstack_access`` and runs over both ``MemoryAuth`` and the real auth plugin.
 """
 
 from __future__ import annotations
