@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .auth import Principal, PrincipalKind, RequestInfo, missing_access
@@ -132,6 +132,11 @@ def database_busy() -> ServiceUnavailable:
     )
 
 
+def _connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` is the database connection dying under the call (the pool drops it)."""
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
 @dataclass(frozen=True, slots=True)
 class GuardedRule:
     """A rule tied to individual resources, with what the dispatcher needs to enforce it."""
@@ -216,6 +221,9 @@ class Dispatcher:
         except PoolTimeout:
             raise database_busy() from None
         except Exception as exc:
+            if _connection_lost(exc):
+                logger.warning("Database connection lost while authenticating")
+                raise database_busy() from None
             # A failing auth backend must never turn a caller into an anonymous one.
             logger.exception("Authentication backend failed")
             raise InternalServerError() from exc
@@ -265,6 +273,14 @@ class Dispatcher:
         except PoolTimeout:
             await self._discard(uow)
             raise database_busy() from None
+        except DBAPIError as exc:
+            await self._discard(uow)
+            if _connection_lost(exc):
+                # The database went away under this call (restart, failover): nothing was
+                # committed, and the pool has dropped the connection, so a retry is safe.
+                logger.warning("Database connection lost", extra={"request_id": request_id})
+                raise database_busy() from None
+            raise
         except BaseException:
             await self._discard(uow)
             raise
@@ -453,6 +469,8 @@ class Dispatcher:
         except PoolTimeout:
             raise
         except Exception as exc:
+            if _connection_lost(exc):
+                raise
             logger.exception(
                 "Procedure %s.%s failed",
                 ctx.plugin_id,

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from checkstack_core.db import Database
 from checkstack_core.testing.server import RunningServer
@@ -167,3 +169,48 @@ def test_a_first_start_killed_at_any_moment_completes_on_the_next(
             assert answer.status_code == 200, answer.text
         finally:
             restarted.stop()
+
+
+async def test_a_connection_killed_under_the_pool_answers_503_then_recovers(
+    checkstack_database_url,
+):
+    if not checkstack_database_url.startswith("postgresql"):
+        pytest.skip("killing a server-side session needs PostgreSQL")
+    from checkstack_hello import plugin as hello
+
+    from checkstack_core.app import create_app
+    from checkstack_core.host import Host
+    from checkstack_core.settings import Settings
+
+    host = Host(
+        Settings(database_url=checkstack_database_url, db_pool_size=1),
+        plugins=[hello],
+        discover_installed=False,
+    )
+    await host.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(host))
+        body = {"getGreeting": {"name": "x"}}
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.post("/api/hello/", json=body)).status_code == 200
+            # Another session ends every other connection to this database (a restart, as the
+            # pooled connection sees it).
+            outside = create_async_engine(checkstack_database_url, poolclass=NullPool)
+            try:
+                async with outside.connect() as killer:
+                    ended = await killer.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    )
+                    assert any(ended.scalars()), "no pooled connection to end"
+            finally:
+                await outside.dispose()
+            await asyncio.sleep(0.5)  # let the server finish ending them
+            lost = await client.post("/api/hello/", json=body)
+            assert lost.status_code == 503, lost.text
+            assert lost.headers["retry-after"] == "1"
+            assert (await client.post("/api/hello/", json=body)).status_code == 200
+    finally:
+        await host.stop()
