@@ -250,6 +250,22 @@ class Dispatcher:
         # One unit of work (one connection) serves authentication, checks and handlers alike.
         # Only a batch of nothing but queries may skip the transaction.
         uow = UnitOfWork(self.host, read_only=self._all_queries(loaded, calls))
+        try:
+            async with self.host.db.turn():
+                return await self._run_unit(loaded, calls, request, request_id, principal, uow)
+        except PoolTimeout:
+            raise database_busy() from None
+
+    async def _run_unit(
+        self,
+        loaded: LoadedPlugin,
+        calls: Sequence[tuple[str, Any]],
+        request: RequestInfo,
+        request_id: str | None,
+        principal: Principal | None,
+        uow: UnitOfWork,
+    ) -> CallResult:
+        """Authenticate, check every call, run them in order and commit: all or nothing."""
         response = ResponseExtras()
         outputs: dict[str, Any] = {}
         try:
@@ -258,7 +274,7 @@ class Dispatcher:
             context = partial(
                 Context,
                 self.host,
-                plugin_id,
+                loaded.id,
                 principal,
                 uow,
                 request=request,
@@ -272,7 +288,7 @@ class Dispatcher:
             await uow.commit()
         except PoolTimeout:
             await self._discard(uow)
-            raise database_busy() from None
+            raise
         except DBAPIError as exc:
             await self._discard(uow)
             if _connection_lost(exc):
