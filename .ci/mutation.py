@@ -46,19 +46,27 @@ IMPORT_ROOTS = (".", "plugins/auth", "plugins/catalog", "plugins/incident", "plu
 #: Seconds one mutant's test run may take before it counts as killed (a hang is noticed).
 MUTANT_TIMEOUT = 300
 
-ACCESS_TESTS = [
+#: Test files, fastest-to-fail first: ``-x`` stops at the first failure, so the order decides how
+#: long a killed mutant takes, and only surviving mutants pay for the whole selection.
+CORE_ACCESS = [
     "tests/test_access.py",
     "tests/test_batch_checks_first.py",
+    "tests/test_orpc_protocol.py",
     "tests/test_documented_protocol.py",
 ]
-AUTH_TESTS = [
-    "plugins/auth/tests/test_tokens.py",
-    "plugins/auth/tests/test_grant_levels_access.py",
-    "plugins/auth/tests/test_teams.py",
-    "plugins/auth/tests/test_applications.py",
-    "plugins/auth/tests/test_roles.py",
-    "plugins/auth/tests/test_users.py",
+AUTH = "plugins/auth/tests/"
+#: What the auth plugin's authorization code is checked by: the target-relative rule, grants,
+#: teams and the generated matrix.
+AUTHZ_TESTS = [
+    AUTH + "test_targets.py",
+    AUTH + "test_grant_levels_access.py",
+    AUTH + "test_teams.py",
+    AUTH + "test_roles.py",
+    AUTH + "test_users.py",
+    AUTH + "test_applications.py",
+    AUTH + "test_authorization_matrix.py",
 ]
+SERVICE = "plugins/auth/checkstack_auth/service/"
 
 
 @dataclass(frozen=True)
@@ -73,44 +81,77 @@ class Target:
 
 
 TARGETS = [
-    Target("tokens", "plugins/auth/checkstack_auth/tokens.py", AUTH_TESTS[:1] + AUTH_TESTS[3:4]),
     Target(
         "auth",
         "checkstack_core/auth.py",
-        [*ACCESS_TESTS, "plugins/auth/tests/test_applications.py"],
+        [*CORE_ACCESS[:2], AUTH + "test_request_path.py", AUTH + "test_applications.py"],
         skip_functions=frozenset({"__repr__"}),
     ),
     Target(
-        "dispatch",
-        "checkstack_core/dispatch.py",
-        [*ACCESS_TESTS, "tests/test_orpc_protocol.py"],
-        skip_functions=frozenset({"validation_issues"}),
+        "targets",
+        SERVICE + "targets.py",
+        [AUTH + "test_targets.py", *AUTHZ_TESTS[1:]],
     ),
     Target(
         "backend",
         "plugins/auth/checkstack_auth/backend.py",
-        ["tests/test_access.py", *AUTH_TESTS[1:]],
+        [
+            AUTH + "test_request_path.py",
+            "tests/test_access.py",
+            AUTH + "test_grant_levels_access.py",
+            AUTH + "test_teams.py",
+            AUTH + "test_applications.py",
+            AUTH + "test_users.py",
+        ],
         # lastUsedAt bookkeeping is not access; it has its own tests in test_applications.py.
         skip_functions=frozenset({"_note_use", "_touch", "flush", "_clear_cookie_header"}),
     ),
     Target(
-        "authorization",
-        "plugins/auth/checkstack_auth/service.py",
-        AUTH_TESTS[1:],
-        functions=frozenset(
-            {
-                "is_superior",
-                "_missing_rules",
-                "check_role_grants",
-                "assert_may_give",
-                "may_manage_membership",
-                "_assert_membership_rights",
-                "_managed_by",
-                "grant",
-                "set_team_only",
-                "_check_resource_type",
-            }
-        ),
+        "dispatch",
+        "checkstack_core/dispatch.py",
+        [*CORE_ACCESS, "tests/test_hostile_input.py"],
+        skip_functions=frozenset({"validation_issues"}),
+    ),
+    # The rest of the auth plugin's authorization code, helper by helper.
+    Target(
+        "common",
+        SERVICE + "common.py",
+        AUTHZ_TESTS,
+        functions=frozenset({"is_superior", "missing_rules", "known_resource_types"}),
+    ),
+    Target(
+        "teams",
+        SERVICE + "teams.py",
+        [AUTH + "test_teams.py", AUTH + "test_applications.py", AUTH + "test_targets.py"],
+        functions=frozenset({"may_manage_membership", "assert_membership_rights", "_managed_by"}),
+    ),
+    Target(
+        "grants",
+        SERVICE + "grants.py",
+        [AUTH + "test_grant_levels_access.py", AUTH + "test_teams.py", AUTH + "test_targets.py"],
+        functions=frozenset({"_check_resource_type", "grant", "revoke", "set_team_only"}),
+    ),
+    Target(
+        "roles",
+        SERVICE + "roles.py",
+        [AUTH + "test_roles.py", AUTH + "test_users.py", AUTH + "test_applications.py"],
+        functions=frozenset({"resolve_roles_to_give"}),
+    ),
+    Target(
+        "last-admin",
+        SERVICE + "users.py",
+        [AUTH + "test_users.py", AUTH + "test_targets.py"],
+        functions=frozenset({"_keep_an_administrator", "count_admins"}),
+    ),
+    Target(
+        "throttle",
+        SERVICE + "throttle.py",
+        [AUTH + "test_throttle.py"],
+    ),
+    Target(
+        "tokens",
+        "plugins/auth/checkstack_auth/tokens.py",
+        [AUTH + "test_tokens.py", AUTH + "test_applications.py"],
     ),
 ]
 
@@ -409,12 +450,34 @@ def load_equivalent() -> dict[str, str]:
     return known
 
 
+def load_killed(path: Path) -> dict[tuple[str, int, str], str]:
+    """(path, index, key) → first failing test, of the mutants an earlier run killed. The index
+    and key together pin a mutant to the same file text (a changed file renumbers them)."""
+    return {
+        (m["path"], m["index"], Mutant(**m).key): m["failed_test"]
+        for m in json.loads(path.read_text())
+        if m["status"] in ("killed", "timeout")
+    }
+
+
+def save_json(run: Run, path: Path) -> None:
+    path.write_text(json.dumps([asdict(m) for m in run.mutants], indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
     parser.add_argument("--only", action="append", default=[], help="target names (repeatable)")
     parser.add_argument("--report", default="docs/mutation-report.md")
-    parser.add_argument("--json", default=None, help="also write every mutant as JSON here")
+    parser.add_argument(
+        "--json", default=None, help="also write every mutant as JSON here (after each mutant)"
+    )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        help="a --json file of an earlier run: its killed mutants count as killed without running "
+        "again (tests only get added, so a kill stays a kill); survivors run again",
+    )
     parser.add_argument("--min-score", type=float, default=90.0)
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     args = parser.parse_args(argv)
@@ -427,9 +490,13 @@ def main(argv: list[str] | None = None) -> int:
         found, source = mutants_of(target)
         sources[target.name] = source
         run.mutants.extend(found)
+    earlier = load_killed(Path(args.resume)) if args.resume else {}
     for mutant in run.mutants:
         if mutant.key in equivalent:
             mutant.status, mutant.reason = "equivalent", equivalent[mutant.key]
+        elif (mutant.path, mutant.index, mutant.key) in earlier:
+            mutant.status = "killed"
+            mutant.failed_test = earlier[(mutant.path, mutant.index, mutant.key)]
     if args.list:
         for mutant in run.mutants:
             print(f"{mutant.path}:{mutant.line} {mutant.operator} {mutant.source}")
@@ -441,15 +508,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         workers = [Workspace(base, n) for n in range(max(1, args.jobs))]
         workers[0].check_imports()
-        for target in targets:
-            # The unparsed, unmutated file must pass: otherwise every mutant "dies" for nothing.
-            workers[0].write(target.path, roundtrip_source(sources[target.name]))
-            passed, failed, _ = workers[0].run_tests(target.tests)
+        # The unparsed, unmutated files must pass: otherwise every mutant "dies" for nothing.
+        # Once for all targets, every test file once, the files shared out among the workers.
+        every_test = list(dict.fromkeys(t for target in targets for t in target.tests))
+        for worker in workers:
+            for target in targets:
+                worker.write(target.path, roundtrip_source(sources[target.name]))
+        with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
+            baselines = list(
+                pool.map(
+                    lambda n: workers[n].run_tests(every_test[n :: len(workers)]),
+                    range(min(len(workers), len(every_test))),
+                )
+            )
+        for passed, failed, _ in baselines:
             if not passed:
-                print(f"mutation: baseline of {target.name} fails ({failed}); fix the suite first")
-                sys.stdout.flush()
+                print(f"mutation: baseline fails ({failed}); fix the suite first", flush=True)
                 return 2
-            workers[0].write(target.path, sources[target.name])
+        for worker in workers:
+            for target in targets:
+                worker.write(target.path, sources[target.name])
         print(
             f"mutation: baselines pass; {len(run.mutants)} mutants, {len(workers)} workers",
             flush=True,
@@ -474,7 +552,10 @@ def main(argv: list[str] | None = None) -> int:
                 worker.write(target.path, sources[target.name])
                 with run.lock:
                     free.append(worker)
-            done = sum(1 for m in run.mutants if m.status not in ("pending",))
+            with run.lock:
+                done = sum(1 for m in run.mutants if m.status not in ("pending",))
+                if args.json:
+                    save_json(run, Path(args.json))
             print(
                 f"[{done}/{len(run.mutants)}] {mutant.status:8} {mutant.path}:{mutant.line} "
                 f"{mutant.operator} {mutant.source}",
@@ -488,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
 
     score = write_report(run, targets, Path(args.report))
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(m) for m in run.mutants], indent=1))
+        save_json(run, Path(args.json))
     print(f"mutation: score {score:.1f} % (report: {args.report})")
     return 0 if score >= args.min_score else 1
 
