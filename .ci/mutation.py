@@ -84,7 +84,12 @@ TARGETS = [
     Target(
         "auth",
         "checkstack_core/auth.py",
-        [*CORE_ACCESS[:2], AUTH + "test_request_path.py", AUTH + "test_applications.py"],
+        [
+            "tests/test_principal.py",
+            *CORE_ACCESS[:2],
+            AUTH + "test_request_path.py",
+            AUTH + "test_applications.py",
+        ],
         skip_functions=frozenset({"__repr__"}),
     ),
     Target(
@@ -186,6 +191,7 @@ class Mutant:
     seconds: float = 0.0
     reason: str = ""
     failed_test: str = ""
+    end_line: int = 0
 
     @property
     def key(self) -> str:
@@ -336,6 +342,7 @@ def mutants_of(target: Target) -> tuple[list[Mutant], str]:
                 site.function,
                 site.operator,
                 first_line[:120],
+                end_line=getattr(site.node, "end_lineno", 0) or getattr(site.node, "lineno", 0),
             )
         )
     return found, source
@@ -393,8 +400,21 @@ class Workspace:
             if not imported.startswith(str(self.dir)):
                 raise SystemExit(f"mutation: {imported} is imported from outside {self.dir}")
 
-    def run_tests(self, tests: list[str]) -> tuple[bool, str, bool]:
-        """(passed, first failing test, timed out)."""
+    def run_tests(
+        self, tests: list[str], *, lines_out: Path | None = None, watch: list[str] = ()
+    ) -> tuple[bool, str, bool]:
+        """(passed, first failing test, timed out). With ``lines_out``, also record which test
+        runs which line of the ``watch`` files (:mod:`mutation_lines`) into that file."""
+        env = self.env
+        plugin: list[str] = []
+        if lines_out is not None:
+            plugin = ["-p", "mutation_lines"]
+            env = {
+                **env,
+                "PYTHONPATH": os.pathsep.join([str(self.dir / ".ci"), env["PYTHONPATH"]]),
+                "MUTATION_LINES_FILES": os.pathsep.join(str(self.dir / p) for p in watch),
+                "MUTATION_LINES_OUT": str(lines_out),
+            }
         command = [
             sys.executable,
             "-m",
@@ -406,16 +426,17 @@ class Workspace:
             "--no-header",
             "-o",
             "addopts=--strict-markers --import-mode=importlib",
+            *plugin,
             *tests,
         ]
         try:
             done = subprocess.run(
                 command,
                 cwd=self.dir,
-                env=self.env,
+                env=env,
                 capture_output=True,
                 text=True,
-                timeout=MUTANT_TIMEOUT,
+                timeout=MUTANT_TIMEOUT if lines_out is None else 6 * MUTANT_TIMEOUT,
             )
         except subprocess.TimeoutExpired:
             return False, "", True
@@ -448,6 +469,36 @@ def load_equivalent() -> dict[str, str]:
                 key, _, reason = line.partition(" # ")
                 known[key.strip()] = reason.strip()
     return known
+
+
+#: path (relative) → line → ids of the tests that run it, in the order they ran.
+LineMap = dict[str, dict[int, list[str]]]
+
+
+def line_map(base: Path, workers: list[Workspace]) -> LineMap:
+    """Merge what each worker's traced baseline recorded, with paths relative to the copy."""
+    merged: LineMap = {}
+    for number, worker in enumerate(workers):
+        out = base / f"lines-{number}.json"
+        if not out.exists():
+            continue
+        for path, lines in json.loads(out.read_text()).items():
+            relative = str(Path(path).relative_to(worker.dir))
+            for line, tests in lines.items():
+                merged.setdefault(relative, {}).setdefault(int(line), []).extend(tests)
+    return merged
+
+
+def tests_for(mutant: Mutant, target: Target, runs: LineMap) -> list[str]:
+    """The tests of ``target``'s selection that run a line of ``mutant``, in the selection's
+    order: only they can notice it, so running them gives the whole selection's verdict."""
+    lines = runs.get(mutant.path, {})
+    found: dict[str, None] = {}
+    for line in range(mutant.line, max(mutant.line, mutant.end_line) + 1):
+        found.update(dict.fromkeys(lines.get(line, [])))
+    rank = {path: position for position, path in enumerate(target.tests)}
+    chosen = [t for t in found if t.split("::")[0] in rank]
+    return sorted(chosen, key=lambda t: rank[t.split("::")[0]])
 
 
 def load_killed(path: Path) -> dict[tuple[str, int, str], str]:
@@ -508,16 +559,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         workers = [Workspace(base, n) for n in range(max(1, args.jobs))]
         workers[0].check_imports()
-        # The unparsed, unmutated files must pass: otherwise every mutant "dies" for nothing.
-        # Once for all targets, every test file once, the files shared out among the workers.
+        # The unmutated files must pass: otherwise every mutant "dies" for nothing. Once for all
+        # targets, every test file once, shared out among the workers, traced to learn which test
+        # runs which line (of the files as they are: mutant lines are numbered in them).
         every_test = list(dict.fromkeys(t for target in targets for t in target.tests))
-        for worker in workers:
-            for target in targets:
-                worker.write(target.path, roundtrip_source(sources[target.name]))
+        for target in targets:
+            # Mutants are written unparsed: the unparsed file must be the same program.
+            compile(roundtrip_source(sources[target.name]), target.path, "exec")
+        watch = [target.path for target in targets]
         with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
             baselines = list(
                 pool.map(
-                    lambda n: workers[n].run_tests(every_test[n :: len(workers)]),
+                    lambda n: workers[n].run_tests(
+                        every_test[n :: len(workers)],
+                        lines_out=base / f"lines-{n}.json",
+                        watch=watch,
+                    ),
                     range(min(len(workers), len(every_test))),
                 )
             )
@@ -525,9 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             if not passed:
                 print(f"mutation: baseline fails ({failed}); fix the suite first", flush=True)
                 return 2
-        for worker in workers:
-            for target in targets:
-                worker.write(target.path, sources[target.name])
+        runs = line_map(base, workers)
         print(
             f"mutation: baselines pass; {len(run.mutants)} mutants, {len(workers)} workers",
             flush=True,
@@ -541,10 +596,14 @@ def main(argv: list[str] | None = None) -> int:
                 worker = free.pop()
             target = by_name[mutant.target]
             try:
+                selection = tests_for(mutant, target, runs)
+                if not selection:
+                    mutant.status, mutant.reason = "survived", "no test of the selection runs it"
+                    return
                 mutated = mutated_source(sources[target.name], target, mutant.index)
                 worker.write(target.path, mutated)
                 began = time.monotonic()
-                passed, failed, timed_out = worker.run_tests(target.tests)
+                passed, failed, timed_out = worker.run_tests(selection)
                 mutant.seconds = round(time.monotonic() - began, 1)
                 mutant.failed_test = failed
                 mutant.status = "timeout" if timed_out else "survived" if passed else "killed"
@@ -552,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
                 worker.write(target.path, sources[target.name])
                 with run.lock:
                     free.append(worker)
+                report_progress(mutant)
+
+        def report_progress(mutant: Mutant) -> None:
             with run.lock:
                 done = sum(1 for m in run.mutants if m.status not in ("pending",))
                 if args.json:
@@ -605,7 +667,8 @@ def write_report(run: Run, targets: list[Target], path: Path) -> float:
     for mutant in survived:
         lines.append(
             f"- `{mutant.path}:{mutant.line}` in `{mutant.function}`: {mutant.operator} on "
-            f"`{mutant.source}` — reason: _to be explained (equivalent, or a test to add)_"
+            f"`{mutant.source}` — reason: "
+            + (mutant.reason or "_to be explained (equivalent, or a test to add)_")
         )
     equivalent = [m for m in run.mutants if m.status == "equivalent"]
     lines += ["", "## Known equivalent mutants", ""]
