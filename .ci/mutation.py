@@ -59,6 +59,7 @@ AUTH = "plugins/auth/tests/"
 #: teams and the generated matrix.
 AUTHZ_TESTS = [
     AUTH + "test_targets.py",
+    AUTH + "test_targets_every_name.py",
     AUTH + "test_grant_levels_access.py",
     AUTH + "test_teams.py",
     AUTH + "test_roles.py",
@@ -95,7 +96,7 @@ TARGETS = [
     Target(
         "targets",
         SERVICE + "targets.py",
-        [AUTH + "test_targets.py", *AUTHZ_TESTS[1:]],
+        AUTHZ_TESTS,
     ),
     Target(
         "backend",
