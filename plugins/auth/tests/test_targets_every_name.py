@@ -56,3 +56,18 @@ async def test_a_granting_team_after_an_empty_one_is_still_refused(rpc, principa
     )
     fine = await rpc("auth", "createApplication", {"name": "y", "teams": [empty]}, key_manager)
     assert fine.status_code == 200, fine.text
+
+
+async def test_an_unknown_team_does_not_hide_the_next_one(rpc, principals):
+    """An id that names no team is left to the handler, but the check goes on to the next."""
+    async with principals.ctx() as ctx:
+        granting = (await service.create_team(ctx, "vaulters", "")).id
+        await service.grant(ctx, granting, vault_plugin.ITEM, "secret-item", "manage")
+    key_manager = await principals.app(KEYS, "auth.teams.manage")
+    response = await rpc(
+        "auth", "createApplication", {"name": "x", "teams": ["no-such-team", granting]}, key_manager
+    )
+    assert response.status_code == 403, response.text
+    assert response.json()["message"] == (
+        f"You cannot manage team {granting}: it grants access you do not hold: vault.item (manage)"
+    )
