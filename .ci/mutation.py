@@ -497,6 +497,9 @@ def tests_for(mutant: Mutant, target: Target, runs: LineMap) -> list[str]:
     found: dict[str, None] = {}
     for line in range(mutant.line, max(mutant.line, mutant.end_line) + 1):
         found.update(dict.fromkeys(lines.get(line, [])))
+    if "*" in found:
+        # Run at import time or outside any test (mutation_lines.EVERY_TEST): all may notice.
+        return list(target.tests)
     rank = {path: position for position, path in enumerate(target.tests)}
     chosen = [t for t in found if t.split("::")[0] in rank]
     return sorted(chosen, key=lambda t: rank[t.split("::")[0]])

@@ -47,22 +47,42 @@ def _global(frame: FrameType, event: str, arg: Any) -> Any:
     return _local
 
 
+#: Recorded for lines run outside any test (imports, module-level statements built at import
+#: time): every test depends on them.
+EVERY_TEST = "*"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _flush(EVERY_TEST)
+
+
+def _flush(test_id: str) -> None:
+    for path, line in _current:
+        tests = _hits.setdefault(path, {}).setdefault(line, [])
+        if EVERY_TEST not in tests:
+            tests.append(test_id)
+    _current.clear()
+
+
+# From the moment ``-p`` loads this plugin, before conftest files import the code under test.
+sys.settrace(_global)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: object) -> Generator[None, None, None]:
     # Setup and teardown count: a fixture that starts the app runs authentication code too.
-    _current.clear()
+    _flush(EVERY_TEST)
     sys.settrace(_global)
     threading.settrace(_global)
     try:
         yield
     finally:
-        sys.settrace(None)
         threading.settrace(None)  # type: ignore[arg-type]
-        for path, line in _current:
-            _hits.setdefault(path, {}).setdefault(line, []).append(item.nodeid)
+        _flush(item.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    sys.settrace(None)
     out = os.environ.get("MUTATION_LINES_OUT")
     if out:
         Path(out).write_text(json.dumps(_hits))
