@@ -58,8 +58,8 @@ AUTH = "plugins/auth/tests/"
 #: What the auth plugin's authorization code is checked by: the target-relative rule, grants,
 #: teams and the generated matrix.
 AUTHZ_TESTS = [
-    AUTH + "test_targets.py",
     AUTH + "test_targets_every_name.py",
+    AUTH + "test_targets.py",
     AUTH + "test_grant_levels_access.py",
     AUTH + "test_teams.py",
     AUTH + "test_roles.py",

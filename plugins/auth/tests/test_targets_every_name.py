@@ -11,7 +11,7 @@ from checkstack_auth import plugin as auth_plugin
 from checkstack_auth import service
 from checkstack_hello import plugin as hello_plugin
 
-from . import vault_plugin
+from . import locker_plugin, vault_plugin
 
 KEYS = "auth.applications.manage"
 USERS = "auth.users.manage"
@@ -70,4 +70,66 @@ async def test_an_unknown_team_does_not_hide_the_next_one(rpc, principals):
     assert response.status_code == 403, response.text
     assert response.json()["message"] == (
         f"You cannot manage team {granting}: it grants access you do not hold: vault.item (manage)"
+    )
+
+
+TEAMS = "auth.teams.manage"
+
+
+async def _team_granting(principals: Any, *grants: tuple[str, str, str]) -> str:
+    async with principals.ctx() as ctx:
+        team = (await service.create_team(ctx, "granting", "")).id
+        for resource_type, resource_id, level in grants:
+            await service.grant(ctx, team, resource_type, resource_id, level)
+    return team
+
+
+@pytest.mark.parametrize("checkstack_plugins", [[auth_plugin, locker_plugin.plugin]])
+async def test_a_grant_is_checked_against_the_rule_that_guards_its_type(rpc, principals):
+    """``locker.crate`` is guarded by ``locker.box.read``: holding that rule is holding the grant
+    (a rule guessed from the type's name, ``locker.crate.read``, exists nowhere)."""
+    empty = await principals.team("empty")
+    give = {"teamId": empty, "resourceType": locker_plugin.CRATE, "resourceId": "c1"}
+    holder = await principals.app(TEAMS, locker_plugin.READ)
+    granted = await rpc("auth", "grantTeamAccess", {**give, "level": "read"}, holder)
+    assert granted.status_code == 200, granted.text
+    outsider = await principals.app(TEAMS)
+    other = {**give, "teamId": await principals.team("other"), "level": "read"}
+    denied = await rpc("auth", "grantTeamAccess", other, outsider)
+    assert denied.status_code == 403, denied.text
+    assert denied.json()["message"] == (
+        "You cannot grant access you do not hold: locker.crate c1 (read)"
+    )
+
+
+@pytest.mark.parametrize(
+    "checkstack_plugins", [[auth_plugin, vault_plugin.plugin, locker_plugin.plugin]]
+)
+async def test_every_grant_of_a_team_counts_not_only_the_first_kind(rpc, principals):
+    # Checked in (type, level) order: the crate grant, which the caller holds, comes first.
+    team = await _team_granting(
+        principals, (locker_plugin.CRATE, "c1", "read"), (vault_plugin.ITEM, "v1", "read")
+    )
+    caller = await principals.app(TEAMS, locker_plugin.READ)
+    outsider = await principals.app()
+    join = await rpc("auth", "addTeamMember", {"id": team, "applicationId": outsider.id}, caller)
+    assert join.status_code == 403, join.text
+    assert join.json()["message"] == (
+        f"You cannot manage team {team}: it grants access you do not hold: vault.item (read)"
+    )
+
+
+async def test_every_grant_of_a_team_counts_not_only_the_first_resource(rpc, principals):
+    # v2 is team-only: holding vault.item.read globally does not admit to it, v1 it does.
+    team = await _team_granting(
+        principals, (vault_plugin.ITEM, "v1", "read"), (vault_plugin.ITEM, "v2", "read")
+    )
+    async with principals.ctx() as ctx:
+        await service.set_team_only(ctx, vault_plugin.ITEM, "v2", True)
+    caller = await principals.app(TEAMS, vault_plugin.read.qualified_id("vault"))
+    outsider = await principals.app()
+    join = await rpc("auth", "addTeamMember", {"id": team, "applicationId": outsider.id}, caller)
+    assert join.status_code == 403, join.text
+    assert join.json()["message"] == (
+        f"You cannot manage team {team}: it grants access you do not hold: vault.item (read)"
     )
