@@ -565,7 +565,9 @@ def main(argv: list[str] | None = None) -> int:
         # A run stopped early (or several --resume runs): report what its JSON decided.
         recorded = {
             (m["path"], m["index"], Mutant(**m).key): m
-            for m in json.loads(args.report_only.read_text())
+            for report in args.report_only  # later files win
+            for m in json.loads(report.read_text())
+            if m["status"] != "pending"
         }
         for mutant in run.mutants:
             old = recorded.get((mutant.path, mutant.index, mutant.key))
