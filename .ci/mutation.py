@@ -103,6 +103,7 @@ TARGETS = [
         "plugins/auth/checkstack_auth/backend.py",
         [
             AUTH + "test_request_path.py",
+            AUTH + "test_backend_facts.py",
             "tests/test_access.py",
             AUTH + "test_grant_levels_access.py",
             AUTH + "test_teams.py",
