@@ -26,3 +26,17 @@ async def test_a_user_reports_only_the_rules_of_its_own_roles(rpc, principals):
     assert MANAGE not in mine.json()["getCurrentUser"]["rules"]
     theirs = await rpc("auth", "getCurrentUser", None, holder)
     assert MANAGE in theirs.json()["getCurrentUser"]["rules"]
+
+
+@pytest.mark.parametrize("scheme", ["Basic", "Token", "bearer-ish"])
+async def test_a_valid_key_under_another_scheme_is_refused(rpc, principals, scheme):
+    app = await principals.app(MANAGE)
+    token = app.headers["Authorization"].removeprefix("Bearer ")
+    response = await rpc(
+        "hello",
+        "setGreeting",
+        {"template": "Hi {name}"},
+        headers={"Authorization": f"{scheme} {token}"},
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["message"] == "Invalid API key"
