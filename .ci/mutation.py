@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -289,7 +289,7 @@ def _apply(site: _Site) -> None:
     if operator.startswith("compare["):
         assert isinstance(node, ast.Compare)
         position = int(operator[len("compare[") : operator.index("]")])
-        node.ops[position] = _FLIPS[type(node.ops[position])]()  # type: ignore[assignment]
+        node.ops[position] = _FLIPS[type(node.ops[position])]()  # type: ignore[call-overload]
     elif operator.startswith("boolop:"):
         assert isinstance(node, ast.BoolOp)
         node.op = _FLIPS[type(node.op)]()  # type: ignore[assignment]
@@ -403,7 +403,7 @@ class Workspace:
                 raise SystemExit(f"mutation: {imported} is imported from outside {self.dir}")
 
     def run_tests(
-        self, tests: list[str], *, lines_out: Path | None = None, watch: list[str] = ()
+        self, tests: list[str], *, lines_out: Path | None = None, watch: Sequence[str] = ()
     ) -> tuple[bool, str, bool]:
         """(passed, first failing test, timed out). With ``lines_out``, also record which test
         runs which line of the ``watch`` files (:mod:`mutation_lines`) into that file."""

@@ -77,7 +77,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: object) -> Generator[No
     try:
         yield
     finally:
-        threading.settrace(None)  # type: ignore[arg-type]
+        threading.settrace(None)
         _flush(item.nodeid)
 
 
