@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,19 +46,28 @@ IMPORT_ROOTS = (".", "plugins/auth", "plugins/catalog", "plugins/incident", "plu
 #: Seconds one mutant's test run may take before it counts as killed (a hang is noticed).
 MUTANT_TIMEOUT = 300
 
-ACCESS_TESTS = [
+#: Test files, fastest-to-fail first: ``-x`` stops at the first failure, so the order decides how
+#: long a killed mutant takes, and only surviving mutants pay for the whole selection.
+CORE_ACCESS = [
     "tests/test_access.py",
     "tests/test_batch_checks_first.py",
+    "tests/test_orpc_protocol.py",
     "tests/test_documented_protocol.py",
 ]
-AUTH_TESTS = [
-    "plugins/auth/tests/test_tokens.py",
-    "plugins/auth/tests/test_grant_levels_access.py",
-    "plugins/auth/tests/test_teams.py",
-    "plugins/auth/tests/test_applications.py",
-    "plugins/auth/tests/test_roles.py",
-    "plugins/auth/tests/test_users.py",
+AUTH = "plugins/auth/tests/"
+#: What the auth plugin's authorization code is checked by: the target-relative rule, grants,
+#: teams and the generated matrix.
+AUTHZ_TESTS = [
+    AUTH + "test_targets_every_name.py",
+    AUTH + "test_targets.py",
+    AUTH + "test_grant_levels_access.py",
+    AUTH + "test_teams.py",
+    AUTH + "test_roles.py",
+    AUTH + "test_users.py",
+    AUTH + "test_applications.py",
+    AUTH + "test_authorization_matrix.py",
 ]
+SERVICE = "plugins/auth/checkstack_auth/service/"
 
 
 @dataclass(frozen=True)
@@ -73,44 +82,83 @@ class Target:
 
 
 TARGETS = [
-    Target("tokens", "plugins/auth/checkstack_auth/tokens.py", AUTH_TESTS[:1] + AUTH_TESTS[3:4]),
     Target(
         "auth",
         "checkstack_core/auth.py",
-        [*ACCESS_TESTS, "plugins/auth/tests/test_applications.py"],
+        [
+            "tests/test_principal.py",
+            *CORE_ACCESS[:2],
+            AUTH + "test_request_path.py",
+            AUTH + "test_applications.py",
+        ],
         skip_functions=frozenset({"__repr__"}),
     ),
     Target(
-        "dispatch",
-        "checkstack_core/dispatch.py",
-        [*ACCESS_TESTS, "tests/test_orpc_protocol.py"],
-        skip_functions=frozenset({"validation_issues"}),
+        "targets",
+        SERVICE + "targets.py",
+        AUTHZ_TESTS,
     ),
     Target(
         "backend",
         "plugins/auth/checkstack_auth/backend.py",
-        ["tests/test_access.py", *AUTH_TESTS[1:]],
+        [
+            AUTH + "test_request_path.py",
+            AUTH + "test_backend_facts.py",
+            "tests/test_access.py",
+            AUTH + "test_grant_levels_access.py",
+            AUTH + "test_teams.py",
+            AUTH + "test_applications.py",
+            AUTH + "test_users.py",
+        ],
         # lastUsedAt bookkeeping is not access; it has its own tests in test_applications.py.
         skip_functions=frozenset({"_note_use", "_touch", "flush", "_clear_cookie_header"}),
     ),
     Target(
-        "authorization",
-        "plugins/auth/checkstack_auth/service.py",
-        AUTH_TESTS[1:],
-        functions=frozenset(
-            {
-                "is_superior",
-                "_missing_rules",
-                "check_role_grants",
-                "assert_may_give",
-                "may_manage_membership",
-                "_assert_membership_rights",
-                "_managed_by",
-                "grant",
-                "set_team_only",
-                "_check_resource_type",
-            }
-        ),
+        "dispatch",
+        "checkstack_core/dispatch.py",
+        [*CORE_ACCESS, "tests/test_hostile_input.py"],
+        skip_functions=frozenset({"validation_issues"}),
+    ),
+    # The rest of the auth plugin's authorization code, helper by helper.
+    Target(
+        "common",
+        SERVICE + "common.py",
+        AUTHZ_TESTS,
+        functions=frozenset({"is_superior", "missing_rules", "known_resource_types"}),
+    ),
+    Target(
+        "teams",
+        SERVICE + "teams.py",
+        [AUTH + "test_teams.py", AUTH + "test_applications.py", AUTH + "test_targets.py"],
+        functions=frozenset({"may_manage_membership", "assert_membership_rights", "_managed_by"}),
+    ),
+    Target(
+        "grants",
+        SERVICE + "grants.py",
+        [AUTH + "test_grant_levels_access.py", AUTH + "test_teams.py", AUTH + "test_targets.py"],
+        functions=frozenset({"_check_resource_type", "grant", "revoke", "set_team_only"}),
+    ),
+    Target(
+        "roles",
+        SERVICE + "roles.py",
+        [AUTH + "test_roles.py", AUTH + "test_users.py", AUTH + "test_applications.py"],
+        functions=frozenset({"resolve_roles_to_give"}),
+    ),
+    Target(
+        "last-admin",
+        SERVICE + "users.py",
+        [AUTH + "test_users.py", AUTH + "test_targets.py"],
+        functions=frozenset({"_keep_an_administrator", "count_admins"}),
+    ),
+    Target(
+        "throttle",
+        SERVICE + "throttle.py",
+        [AUTH + "test_throttle.py"],
+    ),
+    Target(
+        "tokens",
+        "plugins/auth/checkstack_auth/tokens.py",
+        [AUTH + "test_tokens.py", AUTH + "test_applications.py"],
     ),
 ]
 
@@ -145,6 +193,7 @@ class Mutant:
     seconds: float = 0.0
     reason: str = ""
     failed_test: str = ""
+    end_line: int = 0
 
     @property
     def key(self) -> str:
@@ -240,7 +289,7 @@ def _apply(site: _Site) -> None:
     if operator.startswith("compare["):
         assert isinstance(node, ast.Compare)
         position = int(operator[len("compare[") : operator.index("]")])
-        node.ops[position] = _FLIPS[type(node.ops[position])]()  # type: ignore[assignment]
+        node.ops[position] = _FLIPS[type(node.ops[position])]()  # type: ignore[call-overload]
     elif operator.startswith("boolop:"):
         assert isinstance(node, ast.BoolOp)
         node.op = _FLIPS[type(node.op)]()  # type: ignore[assignment]
@@ -295,6 +344,7 @@ def mutants_of(target: Target) -> tuple[list[Mutant], str]:
                 site.function,
                 site.operator,
                 first_line[:120],
+                end_line=getattr(site.node, "end_lineno", 0) or getattr(site.node, "lineno", 0),
             )
         )
     return found, source
@@ -352,8 +402,21 @@ class Workspace:
             if not imported.startswith(str(self.dir)):
                 raise SystemExit(f"mutation: {imported} is imported from outside {self.dir}")
 
-    def run_tests(self, tests: list[str]) -> tuple[bool, str, bool]:
-        """(passed, first failing test, timed out)."""
+    def run_tests(
+        self, tests: list[str], *, lines_out: Path | None = None, watch: Sequence[str] = ()
+    ) -> tuple[bool, str, bool]:
+        """(passed, first failing test, timed out). With ``lines_out``, also record which test
+        runs which line of the ``watch`` files (:mod:`mutation_lines`) into that file."""
+        env = self.env
+        plugin: list[str] = []
+        if lines_out is not None:
+            plugin = ["-p", "mutation_lines"]
+            env = {
+                **env,
+                "PYTHONPATH": os.pathsep.join([str(self.dir / ".ci"), env["PYTHONPATH"]]),
+                "MUTATION_LINES_FILES": os.pathsep.join(str(self.dir / p) for p in watch),
+                "MUTATION_LINES_OUT": str(lines_out),
+            }
         command = [
             sys.executable,
             "-m",
@@ -365,16 +428,17 @@ class Workspace:
             "--no-header",
             "-o",
             "addopts=--strict-markers --import-mode=importlib",
+            *plugin,
             *tests,
         ]
         try:
             done = subprocess.run(
                 command,
                 cwd=self.dir,
-                env=self.env,
+                env=env,
                 capture_output=True,
                 text=True,
-                timeout=MUTANT_TIMEOUT,
+                timeout=MUTANT_TIMEOUT if lines_out is None else 6 * MUTANT_TIMEOUT,
             )
         except subprocess.TimeoutExpired:
             return False, "", True
@@ -409,14 +473,78 @@ def load_equivalent() -> dict[str, str]:
     return known
 
 
+#: path (relative) → line → ids of the tests that run it, in the order they ran.
+LineMap = dict[str, dict[int, list[str]]]
+
+
+def line_map(base: Path, workers: list[Workspace]) -> LineMap:
+    """Merge what each worker's traced baseline recorded, with paths relative to the copy."""
+    merged: LineMap = {}
+    for number, worker in enumerate(workers):
+        out = base / f"lines-{number}.json"
+        if not out.exists():
+            continue
+        for path, lines in json.loads(out.read_text()).items():
+            relative = str(Path(path).relative_to(worker.dir))
+            for line, tests in lines.items():
+                merged.setdefault(relative, {}).setdefault(int(line), []).extend(tests)
+    return merged
+
+
+def tests_for(mutant: Mutant, target: Target, runs: LineMap) -> list[str]:
+    """The tests of ``target``'s selection that run a line of ``mutant``, in the selection's
+    order: only they can notice it, so running them gives the whole selection's verdict."""
+    lines = runs.get(mutant.path, {})
+    found: dict[str, None] = {}
+    for line in range(mutant.line, max(mutant.line, mutant.end_line) + 1):
+        found.update(dict.fromkeys(lines.get(line, [])))
+    if "*" in found:
+        # Run at import time or outside any test (mutation_lines.EVERY_TEST): all may notice.
+        return list(target.tests)
+    rank = {path: position for position, path in enumerate(target.tests)}
+    chosen = [t for t in found if t.split("::")[0] in rank]
+    return sorted(chosen, key=lambda t: rank[t.split("::")[0]])
+
+
+def load_killed(path: Path) -> dict[tuple[str, int, str], str]:
+    """(path, index, key) → first failing test, of the mutants an earlier run killed. The index
+    and key together pin a mutant to the same file text (a changed file renumbers them)."""
+    return {
+        (m["path"], m["index"], Mutant(**m).key): m["failed_test"]
+        for m in json.loads(path.read_text())
+        if m["status"] in ("killed", "timeout")
+    }
+
+
+def save_json(run: Run, path: Path) -> None:
+    path.write_text(json.dumps([asdict(m) for m in run.mutants], indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
     parser.add_argument("--only", action="append", default=[], help="target names (repeatable)")
     parser.add_argument("--report", default="docs/mutation-report.md")
-    parser.add_argument("--json", default=None, help="also write every mutant as JSON here")
+    parser.add_argument(
+        "--json", default=None, help="also write every mutant as JSON here (after each mutant)"
+    )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        help="a --json file of an earlier run: its killed mutants count as killed without running "
+        "again (tests only get added, so a kill stays a kill); survivors run again",
+    )
     parser.add_argument("--min-score", type=float, default=90.0)
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument(
+        "--report-only",
+        type=Path,
+        action="append",
+        default=[],
+        help="write the report from --json files (repeatable, later ones win) instead of running; "
+        "mutants they lack count as not run",
+    )
+    parser.add_argument("--minutes", type=float, default=None, help="with --report-only")
     args = parser.parse_args(argv)
 
     targets = [t for t in TARGETS if not args.only or t.name in args.only]
@@ -427,9 +555,29 @@ def main(argv: list[str] | None = None) -> int:
         found, source = mutants_of(target)
         sources[target.name] = source
         run.mutants.extend(found)
+    earlier = load_killed(Path(args.resume)) if args.resume else {}
     for mutant in run.mutants:
         if mutant.key in equivalent:
             mutant.status, mutant.reason = "equivalent", equivalent[mutant.key]
+        elif (mutant.path, mutant.index, mutant.key) in earlier:
+            mutant.status = "killed"
+            mutant.failed_test = earlier[(mutant.path, mutant.index, mutant.key)]
+    if args.report_only:
+        # A run stopped early (or several --resume runs): report what its JSON decided.
+        recorded = {
+            (m["path"], m["index"], Mutant(**m).key): m
+            for report in args.report_only  # later files win
+            for m in json.loads(report.read_text())
+            if m["status"] != "pending"
+        }
+        for mutant in run.mutants:
+            old = recorded.get((mutant.path, mutant.index, mutant.key))
+            if mutant.status == "pending" and old is not None:
+                mutant.status, mutant.reason = old["status"], old["reason"]
+                mutant.failed_test, mutant.seconds = old["failed_test"], old["seconds"]
+        score = write_report(run, targets, Path(args.report), minutes=args.minutes)
+        print(f"mutation: score {score:.1f} % (report: {args.report})")
+        return 0 if score >= args.min_score else 1
     if args.list:
         for mutant in run.mutants:
             print(f"{mutant.path}:{mutant.line} {mutant.operator} {mutant.source}")
@@ -441,15 +589,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         workers = [Workspace(base, n) for n in range(max(1, args.jobs))]
         workers[0].check_imports()
+        # The unmutated files must pass: otherwise every mutant "dies" for nothing. Once for all
+        # targets, every test file once, shared out among the workers, traced to learn which test
+        # runs which line (of the files as they are: mutant lines are numbered in them).
+        every_test = list(dict.fromkeys(t for target in targets for t in target.tests))
         for target in targets:
-            # The unparsed, unmutated file must pass: otherwise every mutant "dies" for nothing.
-            workers[0].write(target.path, roundtrip_source(sources[target.name]))
-            passed, failed, _ = workers[0].run_tests(target.tests)
+            # Mutants are written unparsed: the unparsed file must be the same program.
+            compile(roundtrip_source(sources[target.name]), target.path, "exec")
+        watch = [target.path for target in targets]
+        with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
+            baselines = list(
+                pool.map(
+                    lambda n: workers[n].run_tests(
+                        every_test[n :: len(workers)],
+                        lines_out=base / f"lines-{n}.json",
+                        watch=watch,
+                    ),
+                    range(min(len(workers), len(every_test))),
+                )
+            )
+        for passed, failed, _ in baselines:
             if not passed:
-                print(f"mutation: baseline of {target.name} fails ({failed}); fix the suite first")
-                sys.stdout.flush()
+                print(f"mutation: baseline fails ({failed}); fix the suite first", flush=True)
                 return 2
-            workers[0].write(target.path, sources[target.name])
+        runs = line_map(base, workers)
         print(
             f"mutation: baselines pass; {len(run.mutants)} mutants, {len(workers)} workers",
             flush=True,
@@ -463,10 +626,14 @@ def main(argv: list[str] | None = None) -> int:
                 worker = free.pop()
             target = by_name[mutant.target]
             try:
+                selection = tests_for(mutant, target, runs)
+                if not selection:
+                    mutant.status, mutant.reason = "survived", "no test of the selection runs it"
+                    return
                 mutated = mutated_source(sources[target.name], target, mutant.index)
                 worker.write(target.path, mutated)
                 began = time.monotonic()
-                passed, failed, timed_out = worker.run_tests(target.tests)
+                passed, failed, timed_out = worker.run_tests(selection)
                 mutant.seconds = round(time.monotonic() - began, 1)
                 mutant.failed_test = failed
                 mutant.status = "timeout" if timed_out else "survived" if passed else "killed"
@@ -474,7 +641,13 @@ def main(argv: list[str] | None = None) -> int:
                 worker.write(target.path, sources[target.name])
                 with run.lock:
                     free.append(worker)
-            done = sum(1 for m in run.mutants if m.status not in ("pending",))
+                report_progress(mutant)
+
+        def report_progress(mutant: Mutant) -> None:
+            with run.lock:
+                done = sum(1 for m in run.mutants if m.status not in ("pending",))
+                if args.json:
+                    save_json(run, Path(args.json))
             print(
                 f"[{done}/{len(run.mutants)}] {mutant.status:8} {mutant.path}:{mutant.line} "
                 f"{mutant.operator} {mutant.source}",
@@ -488,34 +661,48 @@ def main(argv: list[str] | None = None) -> int:
 
     score = write_report(run, targets, Path(args.report))
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(m) for m in run.mutants], indent=1))
+        save_json(run, Path(args.json))
     print(f"mutation: score {score:.1f} % (report: {args.report})")
     return 0 if score >= args.min_score else 1
 
 
-def write_report(run: Run, targets: list[Target], path: Path) -> float:
-    counted = [m for m in run.mutants if m.status != "equivalent"]
-    killed = [m for m in counted if m.status in ("killed", "timeout")]
-    score = 100.0 * len(killed) / len(counted) if counted else 100.0
-    minutes = (time.monotonic() - run.started) / 60
+def _score(mutants: list[Mutant]) -> tuple[int, int, float]:
+    """(killed, decided non-equivalent, score %): mutants not run yet count for nothing."""
+    counted = [m for m in mutants if m.status in ("killed", "timeout", "survived")]
+    killed = sum(m.status in ("killed", "timeout") for m in counted)
+    return killed, len(counted), 100.0 * killed / len(counted) if counted else 100.0
+
+
+def write_report(
+    run: Run, targets: list[Target], path: Path, *, minutes: float | None = None
+) -> float:
+    killed, counted, score = _score(run.mutants)
+    if minutes is None:
+        minutes = (time.monotonic() - run.started) / 60
+    pending = sum(m.status == "pending" for m in run.mutants)
     lines = [
         "# Mutation report",
         "",
         f"Generated by `uvx nox -s mutation` (`.ci/mutation.py`) in {minutes:.1f} minutes.",
         "",
-        f"**Score: {score:.1f} %** — {len(killed)} killed of {len(counted)} non-equivalent "
-        f"mutants ({len(run.mutants) - len(counted)} known equivalent).",
+        f"**Score: {score:.1f} %** — {killed} killed of {counted} non-equivalent "
+        f"mutants ({sum(m.status == 'equivalent' for m in run.mutants)} known equivalent"
+        + (f"; **{pending} not run yet**, left out of the score" if pending else "")
+        + ").",
         "",
-        "| target | file | mutants | killed | survived | equivalent |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| target | file | mutants | killed | survived | equivalent | not run | score |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for target in targets:
         own = [m for m in run.mutants if m.target == target.name]
+        own_killed, own_counted, own_score = _score(own)
         lines.append(
-            f"| {target.name} | `{target.path}` | {len(own)} | "
-            f"{sum(m.status in ('killed', 'timeout') for m in own)} | "
-            f"{sum(m.status == 'survived' for m in own)} | "
-            f"{sum(m.status == 'equivalent' for m in own)} |"
+            f"| {target.name} | `{target.path}` | {len(own)} | {own_killed} | "
+            f"{own_counted - own_killed} | "
+            f"{sum(m.status == 'equivalent' for m in own)} | "
+            f"{sum(m.status == 'pending' for m in own)} | "
+            + (f"{own_score:.1f} %" if own_counted else "—")
+            + " |"
         )
     survived = [m for m in run.mutants if m.status == "survived"]
     lines += ["", "## Surviving mutants", ""]
@@ -524,7 +711,8 @@ def write_report(run: Run, targets: list[Target], path: Path) -> float:
     for mutant in survived:
         lines.append(
             f"- `{mutant.path}:{mutant.line}` in `{mutant.function}`: {mutant.operator} on "
-            f"`{mutant.source}` — reason: _to be explained (equivalent, or a test to add)_"
+            f"`{mutant.source}` — reason: "
+            + (mutant.reason or "_to be explained (equivalent, or a test to add)_")
         )
     equivalent = [m for m in run.mutants if m.status == "equivalent"]
     lines += ["", "## Known equivalent mutants", ""]
