@@ -208,3 +208,56 @@ async def test_an_exhausted_pool_answers_503_with_retry_after(checkstack_setting
             assert again.status_code == 200
     finally:
         await host.stop()
+
+
+async def test_a_rolled_back_change_never_becomes_the_shared_cache(checkstack_host, rpc):
+    """What a writing call reads after its own change is uncommitted: it must not become the
+    process-wide cache, even when a later commit brings the database to the same version."""
+    from sqlalchemy import text
+
+    class RolledBack(Exception):
+        pass
+
+    body = {"getGreeting": {"name": "x"}}
+    assert (await rpc("hello", "getGreeting", body["getGreeting"])).status_code == 200
+    seen_inside: dict[str, Any] = {}
+    try:
+        async with checkstack_host.service_context("auth") as ctx:
+            connection = await ctx.uow.connection()
+            await connection.execute(text("DELETE FROM auth_role_rule WHERE role_id = 'anonymous'"))
+            inside = await checkstack_host.auth.anonymous(uow=ctx.uow)
+            seen_inside["rules"] = inside.rules
+            version = await connection.execute(text("SELECT authz_version FROM auth_meta"))
+            seen_inside["version"] = version.scalar_one()
+            raise RolledBack
+    except RolledBack:
+        pass
+    assert HELLO_READ not in seen_inside["rules"]  # the call saw its own change
+    # Another change commits and happens to bring the version to the same number.
+    async with checkstack_host.service_context("auth") as ctx:
+        connection = await ctx.uow.connection()
+        await connection.execute(
+            text("UPDATE auth_meta SET authz_version = :v"), {"v": seen_inside["version"]}
+        )
+    again = await rpc("hello", "getGreeting", body["getGreeting"])
+    assert again.status_code == 200, again.text
+
+
+async def test_a_writing_call_decides_from_its_transaction_not_its_first_look(
+    checkstack_host, rpc, principals
+):
+    """A writing call that looked at access before changing grants sees its own change."""
+    from checkstack_auth import service
+
+    from checkstack_core import Level, Principal, PrincipalKind
+
+    world = await _world(rpc, principals)
+    member = Principal(PrincipalKind.APPLICATION, id="m", team_ids=frozenset({world["ops"]}))
+    auth = checkstack_host.auth
+    async with checkstack_host.service_context("auth") as ctx:
+        await auth.anonymous(uow=ctx.uow)
+        before = await auth.admitted_ids(member, ITEM, ["a"], Level.MANAGE, False, uow=ctx.uow)
+        assert before == set()
+        await service.grant(ctx, world["ops"], ITEM, "a", "manage")
+        after = await auth.admitted_ids(member, ITEM, ["a"], Level.MANAGE, False, uow=ctx.uow)
+        assert after == {"a"}
