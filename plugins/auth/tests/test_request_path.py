@@ -261,3 +261,42 @@ async def test_a_writing_call_decides_from_its_transaction_not_its_first_look(
         await service.grant(ctx, world["ops"], ITEM, "a", "manage")
         after = await auth.admitted_ids(member, ITEM, ["a"], Level.MANAGE, False, uow=ctx.uow)
         assert after == {"a"}
+
+
+async def test_every_connection_goes_back_to_the_pool_whatever_the_call_ends_with(
+    checkstack_host, rpc, principals
+):
+    """Success, refusal, bad input, a missing record, a failing batch: none keeps a connection."""
+    world = await _world(rpc, principals)
+    reader = await principals.app(READ)
+    pool = checkstack_host.db.engine.sync_engine.pool
+    outcomes = [
+        ("vault", "getItems", None, reader, 200),
+        ("vault", "updateItem", {"id": "a", "name": "x"}, reader, 403),
+        ("vault", "getItem", {"id": 7}, reader, 400),
+        ("vault", "getItem", {"id": "missing"}, world["admin"], 404),
+        ("hello", "getGreeting", {"name": "x"}, None, 200),
+    ]
+    for plugin, procedure, body, caller, status in outcomes:
+        response = await rpc(plugin, procedure, body, caller)
+        assert response.status_code == status, (procedure, response.text)
+        await checkstack_host.auth.flush()
+        assert pool.checkedout() == 0, f"{procedure} ({status}) kept a connection"
+
+
+async def test_queries_are_not_held_up_by_a_writer(checkstack_host, checkstack_database_url, rpc):
+    """A query runs without a transaction: a writer holding SQLite's write lock (or a row lock on
+    PostgreSQL) does not make it wait."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    async with checkstack_host.db.session() as writer:
+        connection = await writer.connection()
+        await connection.execute(
+            text("UPDATE auth_meta SET lock_counter = lock_counter + 1 WHERE id = 1")
+        )
+        # The write lock is held until this block ends; a query must answer meanwhile.
+        answered = await asyncio.wait_for(rpc("hello", "getGreeting", {"name": "x"}), timeout=10)
+        assert answered.status_code == 200, answered.text
+        await writer.rollback()
