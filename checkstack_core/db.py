@@ -21,13 +21,13 @@ mode and the engine emits ``BEGIN`` itself:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import DateTime, event, text
+from sqlalchemy import DateTime, Row, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -71,6 +71,20 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def _json_text(value: Any) -> str:
     return msgspec.json.encode(value).decode()
+
+
+async def core_rows(
+    session: AsyncSession, statement: Any, params: dict[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    """The rows of a Core ``SELECT`` run on ``session``'s connection, in its transaction.
+
+    Changes made through the session are flushed first (only when there are any). No ORM
+    execution or identity-map work: the cheap way to build list outputs from columns.
+    """
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    connection = await session.connection()
+    return (await connection.execute(statement, params or {})).all()
 
 
 def utcnow() -> datetime:

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Conflict, Context, Forbidden, Level, NotFound, ServiceRef
-from checkstack_core.db import utcnow
+from checkstack_core.db import core_rows, utcnow
 from checkstack_core.errors import validation_error
 
 from .contract import (
@@ -221,15 +221,6 @@ def _group(row: GroupRow, system_ids: list[str]) -> Group:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-async def core_rows(session: AsyncSession, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
-    """The rows of a Core ``SELECT`` run on the session's connection, in its transaction (changes
-    made through the session are flushed first): no ORM execution or identity-map work."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
-    connection = await session.connection()
-    return (await connection.execute(statement)).all()
 
 
 # Lists and single reads are built from columns (one Core ``SELECT`` joining each row to its

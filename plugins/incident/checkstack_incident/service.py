@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Context, Level, NotFound, Principal
-from checkstack_core.db import utcnow
+from checkstack_core.db import core_rows, utcnow
 from checkstack_core.errors import Conflict, validation_error
 
 from .contract import (
@@ -101,17 +101,6 @@ _INCIDENT_COLUMNS: tuple[Any, ...] = (
     col(IncidentRow.created_by_id),
     col(IncidentRow.created_by_name),
 )
-
-
-async def _core_rows(
-    session: AsyncSession, statement: Any, params: dict[str, Any] | None = None
-) -> Sequence[sa.Row[Any]]:
-    """The rows of a Core ``SELECT`` run on the session's connection, in its transaction
-    (changes made through the session are flushed first): no ORM execution work."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
-    connection = await session.connection()
-    return (await connection.execute(statement, params or {})).all()
 
 
 def _incidents_from(rows: Sequence[sa.Row[Any]], readable: set[str]) -> list[Incident]:
@@ -309,7 +298,7 @@ async def list_incidents(ctx: Context, query: GetIncidentsInput) -> IncidentPage
         prepared = _statements(conditions)
         if default[0]:
             _PREPARED[default] = prepared
-    referenced = [row[0] for row in await _core_rows(session, prepared.referenced)]
+    referenced = [row[0] for row in await core_rows(session, prepared.referenced)]
     has_global = ctx.principal.holds(READ)
     admitted = (
         await ctx.admitted_ids(SYSTEM, sorted(referenced), Level.READ, rule_id=READ)
@@ -331,14 +320,14 @@ async def list_incidents(ctx: Context, query: GetIncidentsInput) -> IncidentPage
             return IncidentPage(incidents=[], total=0)
         conditions.append(sa.or_(*visible))
         prepared = _statements(conditions)
-    rows = await _core_rows(session, prepared.page, page_params)
+    rows = await core_rows(session, prepared.page, page_params)
     incidents = _incidents_from(rows, admitted)
     if rows:
         total = rows[0].total
     elif query.offset:
         # A page past the end says nothing about the total: count.
         counted = sa.select(sa.func.count()).select_from(IncidentRow).where(*conditions)
-        total = (await _core_rows(session, counted))[0][0]
+        total = (await core_rows(session, counted))[0][0]
     else:
         total = 0
     return IncidentPage(incidents=incidents, total=int(total))

@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Conflict, Context, Level, NotFound
 from checkstack_core.auth import Principal
-from checkstack_core.db import Database, utcnow
+from checkstack_core.db import Database, core_rows, utcnow
 from checkstack_core.errors import validation_error
 
 from .contract import (
@@ -185,15 +185,6 @@ _WINDOW_COLUMNS: tuple[Any, ...] = (
 )
 
 
-async def _core_rows(session: AsyncSession, statement: Any) -> Sequence[Row[Any]]:
-    """The rows of a Core ``SELECT`` run on the session's connection, in its transaction
-    (changes made through the session are flushed first): no ORM execution work."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
-    connection = await session.connection()
-    return (await connection.execute(statement)).all()
-
-
 def _windows_from(
     rows: Sequence[Row[Any]], systems: dict[str, list[str]], readable: set[str]
 ) -> list[Window]:
@@ -333,7 +324,7 @@ async def list_windows(ctx: Context, input: GetWindowsInput) -> WindowList:
             )
         ).all()
     else:
-        candidates = [row[0] for row in await _core_rows(session, _ALL_AFFECTED_SYSTEMS)]
+        candidates = [row[0] for row in await core_rows(session, _ALL_AFFECTED_SYSTEMS)]
     admitted = await _readable(ctx, candidates)
     if input.system_id is not None and input.system_id not in admitted:
         return WindowList(windows=[], total=0)
@@ -345,9 +336,7 @@ async def list_windows(ctx: Context, input: GetWindowsInput) -> WindowList:
         rows = list(await connection.execute(_PAGE_OF_ALL, page))
         total = rows[0][-1] if rows else 0
         if not rows and input.offset:
-            total = (await _core_rows(session, sa_select(func.count()).select_from(WindowRow)))[0][
-                0
-            ]
+            total = (await core_rows(session, sa_select(func.count()).select_from(WindowRow)))[0][0]
         systems = await systems_of(session, [row.id for row in rows])
         return WindowList(windows=_windows_from(rows, systems, admitted), total=total)
     visible: Any = col(WindowRow.id).in_(
@@ -360,7 +349,7 @@ async def list_windows(ctx: Context, input: GetWindowsInput) -> WindowList:
         visible = or_(visible, ~exists().where(col(WindowSystemRow.window_id) == col(WindowRow.id)))
     # The page and how many match in all (a window function, computed before LIMIT) in one
     # query, then the page's systems in another.
-    rows = await _core_rows(
+    rows = await core_rows(
         session,
         sa_select(*_WINDOW_COLUMNS, func.count().over())
         .where(*conditions, visible)
@@ -373,7 +362,7 @@ async def list_windows(ctx: Context, input: GetWindowsInput) -> WindowList:
     elif input.offset:
         # A page past the end says nothing about the total: count.
         counted = sa_select(func.count()).select_from(WindowRow).where(*conditions, visible)
-        total = (await _core_rows(session, counted))[0][0]
+        total = (await core_rows(session, counted))[0][0]
     else:
         total = 0
     systems = await systems_of(session, [row.id for row in rows])
@@ -401,7 +390,7 @@ async def get_window(ctx: Context, input: WindowId) -> WindowDetail:
 
 async def active_windows_for_system(ctx: Context, input: SystemIdInput) -> ActiveWindows:
     """``getActiveWindowsForSystem``: in-progress windows affecting the system."""
-    rows = await _core_rows(
+    rows = await core_rows(
         ctx.session,
         sa_select(*_WINDOW_COLUMNS)
         .where(
