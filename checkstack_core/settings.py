@@ -38,7 +38,7 @@ SETTINGS_HELP: dict[str, str] = {
     "base_url": "CHECKSTACK_BASE_URL: public URL of the server (cookies are Secure for https)",
     "migrate_on_startup": "CHECKSTACK_MIGRATE_ON_STARTUP=0: do not upgrade the database at startup",
     "db_pool_size": "CHECKSTACK_DB_POOL_SIZE: database connections kept open per process "
-    "(default 10; as many again may open under a burst)",
+    "and calls holding one at once (default 10; as many again may open for work outside calls)",
     "db_pool_timeout": "CHECKSTACK_DB_POOL_TIMEOUT: seconds a request waits for a free database "
     "connection before answering 503 with Retry-After (default 5)",
 }
