@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Context, Principal, PrincipalKind
+from checkstack_core.db import core_rows
 from checkstack_core.errors import validation_error
 
 from ..contract import ApplicationInfo
@@ -62,12 +63,53 @@ def _application_info(app: Application, roles: list[str], teams: list[str]) -> A
     )
 
 
-async def list_applications(ctx: Context) -> list[ApplicationInfo]:
-    apps = list(
-        await ctx.session.exec(select(Application).order_by(Application.name, Application.id))
+#: Every application with its roles, one row per (application, role) pair, by name.
+_ALL_APPLICATIONS = (
+    sa.select(
+        col(Application.id),
+        col(Application.name),
+        col(Application.description),
+        col(Application.created_by),
+        col(Application.created_at),
+        col(Application.updated_at),
+        col(Application.last_used_at),
+        col(Application.expires_at),
+        col(ApplicationRole.role_id),
     )
-    roles, teams = await _application_links(ctx.session, [a.id for a in apps])
-    return [_application_info(a, roles[a.id], teams[a.id]) for a in apps]
+    .select_from(Application)
+    .outerjoin(ApplicationRole, col(ApplicationRole.application_id) == col(Application.id))
+    .order_by(col(Application.name), col(Application.id), col(ApplicationRole.role_id))
+)
+#: Every application's teams (a second query: joined with the roles it would multiply rows).
+_ALL_APPLICATION_TEAMS = sa.select(
+    col(TeamApplication.application_id), col(TeamApplication.team_id)
+).order_by(col(TeamApplication.team_id))
+
+
+async def list_applications(ctx: Context) -> list[ApplicationInfo]:
+    apps: dict[str, ApplicationInfo] = {}
+    last: ApplicationInfo | None = None
+    for row in await core_rows(ctx.session, _ALL_APPLICATIONS):
+        (id, name, description, created_by, created_at, updated_at, last_used, expires, role) = row
+        if last is None or last.id != id:
+            last = apps[id] = ApplicationInfo(
+                id=id,
+                name=name,
+                description=description,
+                roles=[],
+                teams=[],
+                created_by=created_by,
+                created_at=created_at,
+                updated_at=updated_at,
+                last_used_at=last_used,
+                expires_at=expires,
+            )
+        if role is not None:
+            last.roles.append(role)
+    if apps:
+        for app_id, team_id in await core_rows(ctx.session, _ALL_APPLICATION_TEAMS):
+            apps[app_id].teams.append(team_id)
+    return list(apps.values())
 
 
 async def application_info(ctx: Context, app: Application) -> ApplicationInfo:

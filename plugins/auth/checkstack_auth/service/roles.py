@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Context
+from checkstack_core.db import core_rows
 from checkstack_core.errors import Forbidden, NotFound, validation_error
 
 from ..contract import RoleInfo, RuleInfo
@@ -94,10 +95,41 @@ async def role_info(ctx: Context, role: Role, rules: set[str] | None = None) -> 
     )
 
 
+#: Every role with its rules, one row per (role, rule) pair (a role without rules once, with
+#: no rule), system roles first, then by name: the whole list in one query.
+_ALL_ROLES = (
+    sa.select(
+        col(Role.id),
+        col(Role.name),
+        col(Role.description),
+        col(Role.system),
+        col(RoleRule.rule_id),
+    )
+    .select_from(Role)
+    .outerjoin(RoleRule, col(RoleRule.role_id) == col(Role.id))
+    .order_by(col(Role.system).desc(), col(Role.name), col(Role.id), col(RoleRule.rule_id))
+)
+
+
 async def list_roles(ctx: Context) -> list[RoleInfo]:
-    roles = list(await ctx.session.exec(select(Role).order_by(col(Role.system).desc(), Role.name)))
-    rules = await role_rules(ctx.session, [r.id for r in roles])
-    return [await role_info(ctx, role, rules[role.id]) for role in roles]
+    roles: list[RoleInfo] = []
+    last: RoleInfo | None = None
+    for id, name, description, system, rule_id in await core_rows(ctx.session, _ALL_ROLES):
+        if last is None or last.id != id:
+            last = RoleInfo(
+                id=id,
+                name=name,
+                description=description,
+                system=system,
+                assignable=id not in IMPLICIT_ROLES,
+                rules=sorted(known_rules(ctx)) if id == ADMIN_ROLE else [],
+            )
+            roles.append(last)
+        if rule_id is not None and id != ADMIN_ROLE:
+            last.rules.append(rule_id)
+    for role in roles:
+        role.rules.sort()  # in Python's order, as role_info gives it, whatever the collation
+    return roles
 
 
 def list_rules(ctx: Context) -> list[RuleInfo]:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from checkstack_core import Context, PrincipalKind
+from checkstack_core.db import core_rows
 from checkstack_core.errors import Forbidden, NotFound, validation_error
 
 from ..contract import TEAMS_MANAGE, TeamDetail, TeamGrant, TeamInfo, TeamManagerInfo, TeamMember
@@ -55,34 +56,42 @@ async def assert_membership_rights(ctx: Context, team_ids: Iterable[str]) -> Non
             raise Forbidden(f"You cannot change the membership of team {team_id}")
 
 
-async def _managed_by(ctx: Context) -> set[str]:
-    principal = ctx.principal
-    if principal.kind is not PrincipalKind.USER:
-        return set()
-    rows = await ctx.session.exec(
-        select(TeamManager.team_id).where(TeamManager.user_id == principal.id)
-    )
-    return set(rows)
+#: Every team with its member count (users and applications) and whether the user bound as
+#: ``manager`` manages it, by name: the whole list in one query.
+_MEMBER_COUNTS = (
+    sa.select(col(TeamUser.team_id).label("team_id"))
+    .union_all(sa.select(col(TeamApplication.team_id)))
+    .subquery()
+)
+_ALL_TEAMS = sa.select(
+    col(Team.id),
+    col(Team.name),
+    col(Team.description),
+    sa.select(sa.func.count())
+    .select_from(_MEMBER_COUNTS)
+    .where(_MEMBER_COUNTS.c.team_id == col(Team.id))
+    .scalar_subquery(),
+    sa.exists()
+    .where(col(TeamManager.team_id) == col(Team.id))
+    .where(col(TeamManager.user_id) == sa.bindparam("manager"))
+    .correlate(Team),
+).order_by(col(Team.name), col(Team.id))
 
 
 async def list_teams(ctx: Context) -> list[TeamInfo]:
-    session = ctx.session
-    teams = list(await session.exec(select(Team).order_by(Team.name)))
-    counts: dict[str, int] = {}
-    for team_column in (col(TeamUser.team_id), col(TeamApplication.team_id)):
-        statement = select(team_column, sa.func.count()).group_by(team_column)
-        for team_id, count in (await session.exec(statement)).all():
-            counts[team_id] = counts.get(team_id, 0) + int(count)
-    managed = await _managed_by(ctx)
+    principal = ctx.principal
+    # Only a user manages teams: any other principal's id matches no manager row.
+    manager = principal.id if principal.kind is PrincipalKind.USER else None
+    rows = await core_rows(ctx.session, _ALL_TEAMS, {"manager": manager})
     return [
         TeamInfo(
-            id=t.id,
-            name=t.name,
-            description=t.description,
-            member_count=counts.get(t.id, 0),
-            is_manager=t.id in managed,
+            id=id,
+            name=name,
+            description=description,
+            member_count=int(count),
+            is_manager=bool(manages),
         )
-        for t in teams
+        for id, name, description, count, manages in rows
     ]
 
 

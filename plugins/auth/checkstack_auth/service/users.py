@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Context, PrincipalKind
+from checkstack_core.db import core_rows
 from checkstack_core.errors import Conflict, Forbidden
 
 from .. import passwords
@@ -42,10 +43,32 @@ def _user_info(user: User, roles: list[str]) -> UserInfo:
     )
 
 
+#: Every user with its roles, one row per (user, role) pair (a user without roles once, with
+#: no role), by email: the whole list in one query, built into structs without ORM instances.
+_ALL_USERS = (
+    sa.select(
+        col(User.id),
+        col(User.email),
+        col(User.name),
+        col(User.created_at),
+        col(UserRole.role_id),
+    )
+    .select_from(User)
+    .outerjoin(UserRole, col(UserRole.user_id) == col(User.id))
+    .order_by(col(User.email), col(User.id), col(UserRole.role_id))
+)
+
+
 async def list_users(ctx: Context) -> list[UserInfo]:
-    users = list(await ctx.session.exec(select(User).order_by(User.email)))
-    roles = await user_roles(ctx.session, [u.id for u in users])
-    return [_user_info(u, roles[u.id]) for u in users]
+    users: list[UserInfo] = []
+    last: UserInfo | None = None
+    for id, email, name, created_at, role_id in await core_rows(ctx.session, _ALL_USERS):
+        if last is None or last.id != id:
+            last = UserInfo(id=id, email=email, name=name, roles=[], created_at=created_at)
+            users.append(last)
+        if role_id is not None:
+            last.roles.append(role_id)
+    return users
 
 
 async def user_info(ctx: Context, user: User) -> UserInfo:
