@@ -357,11 +357,16 @@ INCIDENT_DELETED = "incident.incident.deleted"
 class IncidentStatus(Protocol):
     """What the incident plugin answers other plugins in process."""
 
-    async def suppressed(self, system_id: str, at: datetime | None = None) -> bool:
+    async def suppressed(
+        self, system_id: str, at: datetime | None = None, *, ctx: Context | None = None
+    ) -> bool:
         """Whether an open incident with ``suppressNotifications`` affects ``system_id``.
 
         ``at=None`` asks about now. A given ``at`` asks whether such an incident was open then,
         from its timeline's status history (systems and the flag as they are now).
+
+        With ``ctx`` (a handler's or job's context) it asks on that call's connection, in its
+        transaction; without, in a short read of its own (for callers outside any call).
         """
         ...
 

@@ -406,13 +406,17 @@ class SystemsLookup:
 
 
 class SuppressionService:
-    """The ``INCIDENT_STATUS`` service: answers in its own short transaction, so a caller
-    outside any request (the healthcheck scheduler) can ask."""
+    """The ``INCIDENT_STATUS`` service: on the caller's connection when given its context, else
+    in a short read of its own, so a caller outside any call (a scheduler) can ask."""
 
     def __init__(self, ctx: Context) -> None:
         self._db = ctx.host.db
 
-    async def suppressed(self, system_id: str, at: datetime | None = None) -> bool:
+    async def suppressed(
+        self, system_id: str, at: datetime | None = None, *, ctx: Context | None = None
+    ) -> bool:
+        if ctx is not None:
+            return await suppressed(ctx.session, system_id, at)
         async with self._db.session(read_only=True) as session:
             return await suppressed(session, system_id, at)
 

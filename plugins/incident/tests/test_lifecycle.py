@@ -283,6 +283,13 @@ async def test_is_suppressed(make_system, make_incident, admin, checkstack_host,
     assert await status.suppressed(quiet, while_open) is True
     assert await status.suppressed(quiet, while_resolved) is False
     assert await status.suppressed(quiet, datetime.now(UTC)) is True
+    # Given a call's context, the service answers from that call's transaction.
+    async with checkstack_host.service_context("healthcheck-test") as ctx:
+        await ctx.call("incident", "resolveIncident", {"id": suppressing}, as_service=True)
+        assert await ctx.service(INCIDENT_STATUS).suppressed(quiet, ctx=ctx) is False
+        assert await status.suppressed(quiet) is True
+        await ctx.uow.rollback()
+    assert await status.suppressed(quiet) is True
     await admin.call(
         "incident", "updateIncident", {"id": suppressing, "suppressNotifications": False}
     )

@@ -348,12 +348,17 @@ WINDOW_DELETED = "maintenance.window.deleted"
 class MaintenanceStatus(Protocol):
     """What other plugins (healthcheck) ask: is a system under suppressing maintenance?"""
 
-    async def suppressed(self, system_id: str, at: datetime | None = None) -> bool:
+    async def suppressed(
+        self, system_id: str, at: datetime | None = None, *, ctx: Context | None = None
+    ) -> bool:
         """True when a window with ``suppressNotifications`` affects ``system_id``.
 
         ``at=None`` (now) asks about the current status: a window that is ``in_progress``.
         A given ``at`` asks about the plan: a window, not cancelled, with
         ``startAt <= at < endAt``.
+
+        With ``ctx`` (a handler's or job's context) it asks on that call's connection, in its
+        transaction; without, in a short read of its own (for callers outside any call).
         """
         ...
 

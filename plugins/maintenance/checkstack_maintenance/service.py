@@ -430,14 +430,18 @@ async def is_suppressed(session: AsyncSession, system_id: str, at: datetime | No
 
 
 class WindowStatusService:
-    """The ``maintenance.status`` service: answers with a short session of its own, so callers
-    (e.g. the healthcheck scheduler) need no transaction."""
+    """The ``maintenance.status`` service: on the caller's connection when given its context,
+    else in a short read of its own (e.g. the healthcheck scheduler between calls)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def suppressed(self, system_id: str, at: datetime | None = None) -> bool:
+    async def suppressed(
+        self, system_id: str, at: datetime | None = None, *, ctx: Context | None = None
+    ) -> bool:
         """See :meth:`MaintenanceStatus.suppressed`."""
+        if ctx is not None:
+            return await is_suppressed(ctx.session, system_id, at)
         async with self._db.session(read_only=True) as session:
             return await is_suppressed(session, system_id, at)
 

@@ -129,6 +129,15 @@ async def test_suppression_follows_the_status(schedule, manager, systems, checks
     assert await status.suppressed(systems[2], at=utcnow() + timedelta(hours=1.5)) is True
     assert await status.suppressed(systems[2], at=utcnow() + timedelta(hours=3)) is False
 
+    # Given a call's context, the service answers from that call's transaction (its own
+    # connection), so it sees the call's uncommitted change; without, the committed state.
+    async with checkstack_host.service_context("healthcheck") as ctx:
+        await ctx.call("maintenance", "completeWindow", {"id": suppressing["id"]}, as_service=True)
+        assert await ctx.service(MAINTENANCE_STATUS).suppressed(systems[0], ctx=ctx) is False
+        assert await status.suppressed(systems[0]) is True
+        await ctx.uow.rollback()
+    assert await status.suppressed(systems[0]) is True
+
     await manager.call("maintenance", "completeWindow", {"id": suppressing["id"]})
     assert await status.suppressed(systems[0]) is False
 
