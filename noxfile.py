@@ -71,7 +71,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy over the core."""
+    """mypy over the core and the first-party plugins."""
     _sync(session)
     session.run("mypy")
 

@@ -246,7 +246,7 @@ _SYSTEMS_OF = (
     .where(col(WindowSystemRow.window_id).in_(bindparam("ids", expanding=True)))
     .order_by(col(WindowSystemRow.system_id))
 )
-_ALL_AFFECTED_SYSTEMS = sa_select(WindowSystemRow.system_id).distinct()
+_ALL_AFFECTED_SYSTEMS = sa_select(col(WindowSystemRow.system_id)).distinct()
 _ORDER = (col(WindowRow.start_at).desc(), col(WindowRow.id).desc())
 _PAGE_OF_ALL = (
     sa_select(*_WINDOW_COLUMNS, func.count().over())
@@ -333,7 +333,7 @@ async def list_windows(ctx: Context, input: GetWindowsInput) -> WindowList:
         # system, so every window is visible: one prepared page query.
         page = {"offset": input.offset, "limit": input.limit}
         connection = await session.connection()
-        rows = list(await connection.execute(_PAGE_OF_ALL, page))
+        rows: Sequence[Row[Any]] = (await connection.execute(_PAGE_OF_ALL, page)).all()
         total = rows[0][-1] if rows else 0
         if not rows and input.offset:
             total = (await core_rows(session, sa_select(func.count()).select_from(WindowRow)))[0][0]
