@@ -28,9 +28,11 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import DateTime, Row, event, text
+from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -85,6 +87,37 @@ async def core_rows(
         await session.flush()
     connection = await session.connection()
     return (await connection.execute(statement, params or {})).all()
+
+
+async def update_unless_moved(
+    session: AsyncSession, row: Any, guard: str, values: dict[str, Any]
+) -> bool:
+    """Write ``values`` (attribute names) to ``row``'s database row unless its ``guard``
+    attribute (e.g. ``status``) changed since ``row`` was read; True when written.
+
+    One conditional ``UPDATE ... WHERE <primary key> AND <guard> = :as_read``: the database
+    decides, so of two concurrent changes only one is made on the state it was validated
+    against, whatever the isolation level (the row then stays locked by this transaction until
+    it ends). On success ``row`` holds the new values as committed state; otherwise the caller
+    re-reads the row and decides again from what is stored now.
+    """
+    model = type(row)
+    table = model.__table__
+    keys = [
+        getattr(model, column.name) == getattr(row, column.name) for column in table.primary_key
+    ]
+    written = await session.exec(
+        sa_update(model)
+        .where(*keys, getattr(model, guard) == getattr(row, guard))
+        .values(**values)
+        # ``row`` is updated below, from what the database accepted.
+        .execution_options(synchronize_session=False)
+    )
+    if written.rowcount != 1:
+        return False
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+    return True
 
 
 def utcnow() -> datetime:

@@ -14,12 +14,11 @@ from typing import Any, cast
 import msgspec
 import sqlalchemy as sa
 from checkstack_catalog.contract import SYSTEM
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Context, Level, NotFound, Principal
-from checkstack_core.db import core_rows, utcnow
+from checkstack_core.db import core_rows, update_unless_moved, utcnow
 from checkstack_core.errors import Conflict, validation_error
 
 from .contract import (
@@ -185,24 +184,10 @@ async def _load(session: AsyncSession, incident_id: str, *, fresh: bool = False)
 
 async def _claim(session: AsyncSession, row: IncidentRow, values: dict[str, Any]) -> bool:
     """Write ``values`` (column names) to the incident unless its status moved since ``row`` was
-    read; every change of an incident goes through here.
-
-    One conditional ``UPDATE ... WHERE id = :id AND status = :read``: the database decides, so of
-    two concurrent changes only one is made on the status it was validated against, whatever the
-    isolation level (the row then stays locked by this transaction until it ends). On success
-    ``row`` holds the new values; otherwise it is re-read (NOT_FOUND when the incident is gone)
-    and False is returned, so the caller decides again from what is stored now.
-    """
-    written = await session.exec(
-        sa.update(IncidentRow)
-        .where(col(IncidentRow.id) == row.id, col(IncidentRow.status) == row.status)
-        .values(**values)
-        # ``row`` is updated below, from what the database says.
-        .execution_options(synchronize_session=False)
-    )
-    if written.rowcount == 1:
-        for name, value in values.items():
-            set_committed_value(row, name, value)
+    read; every change of an incident goes through here. When it moved, ``row`` is re-read
+    (NOT_FOUND when the incident is gone) and False is returned, so the caller decides again
+    from what is stored now (see :func:`checkstack_core.db.update_unless_moved`)."""
+    if await update_unless_moved(session, row, "status", values):
         return True
     await _load(session, row.id, fresh=True)
     return False

@@ -23,14 +23,12 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import Integer, Row, bindparam, delete, exists, func, or_
 from sqlalchemy import select as sa_select
-from sqlalchemy import update as sa_update
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Conflict, Context, Level, NotFound
 from checkstack_core.auth import Principal
-from checkstack_core.db import Database, core_rows, utcnow
+from checkstack_core.db import Database, core_rows, update_unless_moved, utcnow
 from checkstack_core.errors import validation_error
 
 from .contract import (
@@ -477,24 +475,10 @@ async def _add_entry(
 
 async def _claim(session: AsyncSession, row: WindowRow, values: dict[str, Any]) -> bool:
     """Write ``values`` (attribute names) to the window unless its status moved since ``row``
-    was read; every change of a window goes through here.
-
-    One conditional ``UPDATE ... WHERE id = :id AND status = :read``: the database decides, so
-    of two concurrent changes of one window only one is made on the status it validated against,
-    whatever the isolation level (the row then stays locked by this transaction until it ends).
-    On success ``row`` holds the new values; otherwise it is re-read (NOT_FOUND when the window
-    is gone) and False is returned, so the caller validates again against what is stored now.
-    """
-    written = await session.exec(
-        sa_update(WindowRow)
-        .where(col(WindowRow.id) == row.id, col(WindowRow.status) == row.status)
-        .values(**values)
-        # ``row`` is updated below, from what the database says.
-        .execution_options(synchronize_session=False)
-    )
-    if written.rowcount == 1:
-        for name, value in values.items():
-            set_committed_value(row, name, value)
+    was read; every change of a window goes through here. When it moved, ``row`` is re-read
+    (NOT_FOUND when the window is gone) and False is returned, so the caller validates again
+    against what is stored now (see :func:`checkstack_core.db.update_unless_moved`)."""
+    if await update_unless_moved(session, row, "status", values):
         return True
     await load_window(session, row.id, fresh=True)
     return False
