@@ -70,6 +70,21 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        # SQLite hands back the stored text: one C-level parse instead of the dialect's regex
+        # followed by this type's conversion (two Python calls a value; a list of 20 systems
+        # reads 40 of them, about 5 % of such a call's time).
+        def process(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            parsed = datetime.fromisoformat(value)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+        return process
+
 
 def _json_text(value: Any) -> str:
     return msgspec.json.encode(value).decode()

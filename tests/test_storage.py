@@ -167,6 +167,46 @@ async def test_utc_datetimes_round_trip_aware_on_every_database(checkstack_host)
         UtcDateTime().process_bind_param(datetime(2026, 1, 1), None)
 
 
+async def test_utc_datetimes_read_through_core_selects_whoever_wrote_them(checkstack_host):
+    """Core selects (the list procedures' path) parse what the ORM, a migration's raw SQL
+    (with or without an offset, with or without fractions) and NULL left behind."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from checkstack_core.db import UtcDateTime
+
+    table = sa.Table(
+        "t_when",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("at", UtcDateTime),
+    )
+    stored = {
+        1: datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        2: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        3: None,
+    }
+    async with checkstack_host.db.write_engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+        for id, at in stored.items():
+            await conn.execute(table.insert().values(id=id, at=at))
+        await conn.execute(sa.text("INSERT INTO t_when VALUES (4, '2026-01-02 03:04:05')"))
+        await conn.execute(sa.text("INSERT INTO t_when VALUES (5, '2026-01-02 05:04:05.25+02:00')"))
+    try:
+        async with checkstack_host.db.engine.connect() as conn:
+            rows = dict((await conn.execute(sa.select(table).order_by(table.c.id))).all())
+    finally:
+        async with checkstack_host.db.write_engine.begin() as conn:
+            await conn.run_sync(table.metadata.drop_all)
+    assert rows == {
+        **stored,
+        4: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        5: datetime(2026, 1, 2, 3, 4, 5, 250000, tzinfo=UTC),
+    }
+    assert all(at.tzinfo is UTC for at in rows.values() if at is not None)
+
+
 @pytest.mark.e2e
 def test_concurrent_first_starts_on_one_sqlite_file_migrate_once(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
