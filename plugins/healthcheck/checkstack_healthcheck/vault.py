@@ -38,13 +38,16 @@ def _is_secret(info: mi.Type) -> bool:
 def _walk(info: mi.Type, prefix: Path, out: list[Path], depth: int = 0) -> None:
     if depth > 8:
         return
+    if isinstance(info, mi.Metadata):
+        if _is_secret(info) and isinstance(info.type, mi.StrType):
+            if prefix not in out:
+                out.append(prefix)
+            return
+        _walk(info.type, prefix, out, depth + 1)
+        return
     if isinstance(info, mi.UnionType):
         for member in info.types:
             _walk(member, prefix, out, depth + 1)
-        return
-    if isinstance(info, mi.StrType):
-        if _is_secret(info) and prefix not in out:
-            out.append(prefix)
         return
     if isinstance(info, mi.StructType):
         for field in info.fields:
