@@ -5,6 +5,7 @@ without restart, and two worker processes running each slot once."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -233,5 +234,5 @@ def test_two_workers_run_each_slot_once(
     in_window = [t for t in times if 0 <= (t - start).total_seconds() < window]
     # One run per one-second slot: no duplicates (two processes), none skipped beyond jitter.
     assert window - 2 <= len(in_window) <= window + 2, [str(t) for t in in_window]
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert min(gaps) > 0.5, gaps
