@@ -183,17 +183,19 @@ class BulkSystemHealth(Schema):
     statuses: dict[str, SystemHealth]
 
 
+class AvailabilityWindow(Schema):
+    #: Percent of runs that were up (healthy or degraded); ``null`` without runs.
+    percent: float | None
+    runs: int
+
+
 class Availability(Schema):
-    """Percent of runs that were up (healthy or degraded) per window; ``null`` without runs."""
+    """Availability over the last ``24h``, ``7d``, ``30d`` and ``90d`` (keys of ``windows``),
+    from the hourly aggregates (whole hours)."""
 
     system_id: str
     check_id: str | None
-    last_24h: float | None
-    last_7d: float | None
-    last_30d: float | None
-    last_90d: float | None
-    runs_24h: int
-    runs_90d: int
+    windows: dict[str, AvailabilityWindow]
 
 
 class HourlyBucket(Schema):

@@ -43,6 +43,7 @@ from .contract import (
     Assignment,
     Availability,
     AvailabilityInput,
+    AvailabilityWindow,
     BulkSystemHealth,
     CheckHealth,
     CheckId,
@@ -1174,10 +1175,11 @@ async def bulk_system_health(ctx: Context, input: SystemIdsInput) -> BulkSystemH
 
 # -- aggregates and availability -------------------------------------------------------------------
 
-WINDOWS = {"last_24h": 1, "last_7d": 7, "last_30d": 30, "last_90d": 90}
+WINDOWS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
 
 
 async def availability(ctx: Context, input: AvailabilityInput) -> Availability:
+    """``getAvailability``: up (healthy or degraded) runs over all runs, per window."""
     now = utcnow()
     conditions: list[Any] = [col(HourlyRow.system_id) == input.system_id]
     if input.check_id is not None:
@@ -1193,22 +1195,16 @@ async def availability(ctx: Context, input: AvailabilityInput) -> Availability:
         .where(*conditions, col(HourlyRow.bucket_start) >= since)
         .group_by(col(HourlyRow.bucket_start)),
     )
-    values: dict[str, Any] = {}
-    counts: dict[str, int] = {}
+    windows: dict[str, AvailabilityWindow] = {}
     for name, days in WINDOWS.items():
         # Whole hours: the bucket holding "now - days" counts (a bar covers full hours).
         start = _hour(now - timedelta(days=days))
         runs = sum(int(r[1] or 0) for r in rows if r[0] >= start)
         up = sum(int(r[2] or 0) for r in rows if r[0] >= start)
-        values[name] = round(100.0 * up / runs, 3) if runs else None
-        counts[name] = runs
-    return Availability(
-        system_id=input.system_id,
-        check_id=input.check_id,
-        runs_24h=counts["last_24h"],
-        runs_90d=counts["last_90d"],
-        **values,
-    )
+        windows[name] = AvailabilityWindow(
+            percent=round(100.0 * up / runs, 3) if runs else None, runs=runs
+        )
+    return Availability(system_id=input.system_id, check_id=input.check_id, windows=windows)
 
 
 async def hourly_stats(ctx: Context, input: HourlyStatsInput) -> HourlyStats:
