@@ -711,36 +711,90 @@ def _dialect(session: AsyncSession) -> str:
     return bind.dialect.name if bind is not None else "sqlite"
 
 
+_ASSIGNMENT_STATE = AssignmentRow.__table__  # type: ignore[attr-defined]
+_HOURLY = HourlyRow.__table__  # type: ignore[attr-defined]
+_UPDATE_ASSIGNMENT = (
+    sa_update(_ASSIGNMENT_STATE)
+    .where(_ASSIGNMENT_STATE.c.id == bindparam("_id"))
+    .values(
+        status=bindparam("status"),
+        healthy_streak=bindparam("healthy_streak"),
+        failure_streak=bindparam("failure_streak"),
+        unhealthy_streak=bindparam("unhealthy_streak"),
+        last_run_at=bindparam("last_run_at"),
+        last_status=bindparam("last_status"),
+        last_latency_ms=bindparam("last_latency_ms"),
+    )
+)
+_UPDATE_HOURLY = (
+    sa_update(_HOURLY)
+    .where(
+        _HOURLY.c.check_id == bindparam("_check_id"),
+        _HOURLY.c.system_id == bindparam("_system_id"),
+        _HOURLY.c.bucket_start == bindparam("_bucket_start"),
+    )
+    .values(
+        runs=bindparam("runs"),
+        healthy=bindparam("healthy"),
+        degraded=bindparam("degraded"),
+        unhealthy=bindparam("unhealthy"),
+        latency_sum=bindparam("latency_sum"),
+        latency_count=bindparam("latency_count"),
+        p95_latency_ms=bindparam("p95_latency_ms"),
+        histogram=bindparam("histogram"),
+    )
+)
+_STATE_COLUMNS = (
+    _ASSIGNMENT_STATE.c.id,
+    _ASSIGNMENT_STATE.c.check_id,
+    _ASSIGNMENT_STATE.c.system_id,
+    _ASSIGNMENT_STATE.c.thresholds,
+    _ASSIGNMENT_STATE.c.status,
+    _ASSIGNMENT_STATE.c.healthy_streak,
+    _ASSIGNMENT_STATE.c.failure_streak,
+    _ASSIGNMENT_STATE.c.unhealthy_streak,
+)
+
+
 async def record_runs(ctx: Context, outcomes: Sequence[Outcome]) -> None:
     """Store runs and everything that follows from them, in ``ctx``'s transaction: the runs,
     their hourly aggregates, each assignment's streaks and status, and each affected system's
-    health (with its event and recorded change, once per change)."""
+    health (with its event and recorded change, once per change).
+
+    A batch costs a fixed number of statements whatever its size (Core executemany, no ORM
+    objects): the scheduler's writer records hundreds of runs per transaction.
+    """
     if not outcomes:
         return
     session = ctx.session
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
     for outcome in outcomes:
         outcome.result_json = _result_json(outcome.result.data)
     connection = await session.connection()
+    postgres = connection.dialect.name == "postgresql"
 
-    # 1. The assignments, locked in a fixed order (their state changes below).
-    pairs = sorted({(o.check_id, o.system_id) for o in outcomes if o.system_id is not None})
-    states: dict[tuple[str, str], Any] = {}
+    # 1. The assignments' state, locked in a fixed order (it changes below).
+    pairs = {(o.check_id, o.system_id) for o in outcomes if o.system_id is not None}
+    states: dict[tuple[str, str], dict[str, Any]] = {}
     if pairs:
         query = (
-            sa_select(AssignmentRow)
-            .where(col(AssignmentRow.check_id).in_({p[0] for p in pairs}))
-            .where(col(AssignmentRow.system_id).in_({p[1] for p in pairs}))
-            .order_by(col(AssignmentRow.id))
-            .with_for_update()
+            sa_select(*_STATE_COLUMNS)
+            .where(_ASSIGNMENT_STATE.c.check_id.in_(sorted({p[0] for p in pairs})))
+            .order_by(_ASSIGNMENT_STATE.c.id)
         )
-        for row in (await session.exec(query)).scalars():
-            if (row.check_id, row.system_id) in set(pairs):
-                states[(row.check_id, row.system_id)] = row
+        if postgres:
+            query = query.with_for_update()
+        for row in await connection.execute(query):
+            key = (row.check_id, row.system_id)
+            if key in pairs:
+                states[key] = {**row._mapping, "stored_status": row.status}
 
     # 2. Window thresholds need the statuses of the latest runs before these.
     windows: dict[tuple[str, str], list[str]] = {}
-    for key, row in states.items():
-        thresholds = _thresholds(row.thresholds)
+    for key, state in states.items():
+        thresholds = _thresholds(state["thresholds"])
+        state["parsed"] = thresholds
         if isinstance(thresholds, WindowThresholds):
             latest = await connection.execute(
                 sa_select(RunRow.status)
@@ -770,50 +824,70 @@ async def record_runs(ctx: Context, outcomes: Sequence[Outcome]) -> None:
         outcome.run_id = run_id
 
     # 4. Hourly aggregates (only runs of an assigned system count).
-    await _aggregate(session, [o for o in outcomes if (o.check_id, o.system_id) in states])
+    await _aggregate(connection, [o for o in outcomes if (o.check_id, o.system_id) in states])
 
     # 5. Each assignment's streaks and status.
-    changed_systems: set[str] = set()
+    changed: dict[tuple[str, str], dict[str, Any]] = {}
+    moved: set[str] = set()  # systems one of whose checks changed status
     for outcome in outcomes:
-        key = (outcome.check_id, outcome.system_id)
-        row = states.get(key)  # type: ignore[arg-type]
-        if row is None:
+        key = (outcome.check_id, outcome.system_id)  # type: ignore[assignment]
+        state = states.get(key)  # type: ignore[arg-type]
+        if state is None:
             continue
         status = outcome.result.status
         if status == "healthy":
-            row.healthy_streak += 1
-            row.failure_streak = 0
-            row.unhealthy_streak = 0
+            state["healthy_streak"] += 1
+            state["failure_streak"] = 0
+            state["unhealthy_streak"] = 0
         else:
-            row.healthy_streak = 0
-            row.failure_streak += 1
-            row.unhealthy_streak = row.unhealthy_streak + 1 if status == "unhealthy" else 0
-        thresholds = _thresholds(row.thresholds)
-        previous = row.status
+            state["healthy_streak"] = 0
+            state["failure_streak"] += 1
+            state["unhealthy_streak"] = (
+                state["unhealthy_streak"] + 1 if status == "unhealthy" else 0
+            )
+        thresholds = state["parsed"]
         if isinstance(thresholds, WindowThresholds):
             window = [*windows.get(key, []), status][-thresholds.window_size :]  # type: ignore[arg-type]
             windows[key] = window  # type: ignore[index]
-            row.status = _window_status(thresholds, window)
+            state["status"] = _window_status(thresholds, window)
         else:
-            row.status = _consecutive_status(thresholds, row, previous)
-        row.last_run_at = outcome.started_at
-        row.last_status = status
-        row.last_latency_ms = outcome.result.latency_ms
-        changed_systems.add(row.system_id)
-    await session.flush()
+            state["status"] = _consecutive_status(thresholds, state, state["status"])
+        state["last_run_at"] = outcome.started_at
+        state["last_status"] = status
+        state["last_latency_ms"] = outcome.result.latency_ms
+        if state["status"] != state["stored_status"]:
+            moved.add(key[1])  # type: ignore[arg-type]
+        changed[key] = state  # type: ignore[index]
+    if changed:
+        await connection.execute(
+            _UPDATE_ASSIGNMENT,
+            [
+                {
+                    "_id": state["id"],
+                    "status": state["status"],
+                    "healthy_streak": state["healthy_streak"],
+                    "failure_streak": state["failure_streak"],
+                    "unhealthy_streak": state["unhealthy_streak"],
+                    "last_run_at": state["last_run_at"],
+                    "last_status": state["last_status"],
+                    "last_latency_ms": state["last_latency_ms"],
+                }
+                for state in changed.values()
+            ],
+        )
 
-    # 6. The systems' health.
-    await reevaluate_systems(ctx, changed_systems)
+    # 6. The systems' health: it can only change where a check's status did.
+    await reevaluate_systems(ctx, moved)
 
 
 def _consecutive_status(
-    thresholds: ConsecutiveThresholds, row: AssignmentRow, previous: str
+    thresholds: ConsecutiveThresholds, state: dict[str, Any], previous: str
 ) -> str:
-    if row.unhealthy_streak >= thresholds.unhealthy_after:
+    if state["unhealthy_streak"] >= thresholds.unhealthy_after:
         return "unhealthy"
-    if row.failure_streak >= thresholds.degraded_after:
+    if state["failure_streak"] >= thresholds.degraded_after:
         return "degraded"
-    if row.healthy_streak >= thresholds.healthy_after:
+    if state["healthy_streak"] >= thresholds.healthy_after:
         return "healthy"
     return previous
 
@@ -828,42 +902,85 @@ def _window_status(thresholds: WindowThresholds, window: list[str]) -> str:
     return "healthy"
 
 
-async def _aggregate(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
-    """Fold runs into their hourly rows (read, merge, write; rows locked in key order)."""
+_HOURLY_COLUMNS = tuple(_HOURLY.c)
+
+
+async def _aggregate(connection: Any, outcomes: Sequence[Outcome]) -> None:
+    """Fold runs into their hourly rows: one read of every row the batch touches (locked on
+    PostgreSQL), then one executemany insert of the new rows and one of the updates."""
     groups: dict[tuple[str, str, datetime], list[Outcome]] = {}
     for outcome in outcomes:
         assert outcome.system_id is not None
         key = (outcome.check_id, outcome.system_id, _hour(outcome.started_at))
         groups.setdefault(key, []).append(outcome)
+    if not groups:
+        return
+    query = (
+        sa_select(*_HOURLY_COLUMNS)
+        .where(
+            _HOURLY.c.check_id.in_(sorted({k[0] for k in groups})),
+            _HOURLY.c.bucket_start.in_(sorted({k[2] for k in groups})),
+        )
+        .order_by(_HOURLY.c.check_id, _HOURLY.c.system_id, _HOURLY.c.bucket_start)
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    existing: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+    for row in await connection.execute(query):
+        key = (row.check_id, row.system_id, _hour(row.bucket_start))
+        if key in groups:
+            existing[key] = dict(row._mapping)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for key in sorted(groups):
         check_id, system_id, bucket = key
-        row = (
-            await session.exec(
-                sa_select(HourlyRow)
-                .where(
-                    col(HourlyRow.check_id) == check_id,
-                    col(HourlyRow.system_id) == system_id,
-                    col(HourlyRow.bucket_start) == bucket,
-                )
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
+        row = existing.get(key)
+        fresh = row is None
         if row is None:
-            row = HourlyRow(check_id=check_id, system_id=system_id, bucket_start=bucket)
-            session.add(row)
-        histogram: dict[str, int] = msgspec.json.decode(row.histogram or "{}")
+            row = {
+                "check_id": check_id,
+                "system_id": system_id,
+                "bucket_start": bucket,
+                "runs": 0,
+                "healthy": 0,
+                "degraded": 0,
+                "unhealthy": 0,
+                "latency_sum": 0.0,
+                "latency_count": 0,
+                "p95_latency_ms": None,
+                "histogram": "{}",
+            }
+        histogram: dict[str, int] = msgspec.json.decode(row["histogram"] or "{}")
         for outcome in groups[key]:
             result = outcome.result
-            row.runs = (row.runs or 0) + 1
-            setattr(row, result.status, (getattr(row, result.status) or 0) + 1)
+            row["runs"] += 1
+            row[result.status] += 1
             if result.latency_ms is not None:
-                row.latency_sum = (row.latency_sum or 0.0) + result.latency_ms
-                row.latency_count = (row.latency_count or 0) + 1
+                row["latency_sum"] += result.latency_ms
+                row["latency_count"] += 1
                 bucket_key = str(_bucket(result.latency_ms))
                 histogram[bucket_key] = histogram.get(bucket_key, 0) + 1
-        row.histogram = msgspec.json.encode(histogram).decode()
-        row.p95_latency_ms = _percentile(histogram, 0.95)
-    await session.flush()
+        row["histogram"] = msgspec.json.encode(histogram).decode()
+        row["p95_latency_ms"] = _percentile(histogram, 0.95)
+        if fresh:
+            inserts.append(row)
+        else:
+            updates.append(
+                {
+                    "_check_id": check_id,
+                    "_system_id": system_id,
+                    "_bucket_start": row["bucket_start"],
+                    **{
+                        k: v
+                        for k, v in row.items()
+                        if k not in ("check_id", "system_id", "bucket_start")
+                    },
+                }
+            )
+    if inserts:
+        await connection.execute(insert(_HOURLY), inserts)
+    if updates:
+        await connection.execute(_UPDATE_HOURLY, updates)
 
 
 # -- system health ---------------------------------------------------------------------------------
@@ -892,6 +1009,7 @@ _SYSTEM_CHECKS = (
     sa_select(
         col(AssignmentRow.system_id),
         col(AssignmentRow.status),
+        func.count(),
     )
     .join(CheckRow, col(CheckRow.id) == col(AssignmentRow.check_id))
     .where(
@@ -899,6 +1017,7 @@ _SYSTEM_CHECKS = (
         col(AssignmentRow.enabled).is_(True),
         col(CheckRow.paused).is_(False),
     )
+    .group_by(col(AssignmentRow.system_id), col(AssignmentRow.status))
 )
 
 
@@ -923,9 +1042,9 @@ async def reevaluate_systems(ctx: Context, system_ids: Iterable[str]) -> None:
         ).scalars()
     }
     connection = await session.connection()
-    per_system: dict[str, list[str]] = {system_id: [] for system_id in ids}
-    for system_id, status in await connection.execute(_SYSTEM_CHECKS, {"ids": ids}):
-        per_system[system_id].append(status)
+    per_system: dict[str, dict[str, int]] = {system_id: {} for system_id in ids}
+    for system_id, status, count in await connection.execute(_SYSTEM_CHECKS, {"ids": ids}):
+        per_system[system_id][status] = count
     now = utcnow()
     for system_id in ids:
         row = systems.get(system_id)
@@ -955,8 +1074,8 @@ async def reevaluate_systems(ctx: Context, system_ids: Iterable[str]) -> None:
                 "previousStatus": previous,
                 "status": new,
                 "suppressed": suppressed,
-                "healthyChecks": sum(1 for s in statuses if s == "healthy"),
-                "totalChecks": len(statuses),
+                "healthyChecks": statuses.get("healthy", 0),
+                "totalChecks": sum(statuses.values()),
                 "timestamp": now.isoformat(),
             },
         )
