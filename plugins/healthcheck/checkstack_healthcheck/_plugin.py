@@ -44,10 +44,8 @@ def runtime(ctx: Context) -> service.Runtime:
 
 @plugin.job("dispatch")
 async def dispatch(ctx: Context, run: JobRun) -> None:
-    """Claim the due runs this process has room for and start them."""
-    executor = ctx.service(service.RUNTIME).executor
-    if executor is not None:
-        await executor.dispatch(ctx)
+    """Look for due runs (a pass claims what this process has room for and starts it)."""
+    scheduler.wake(ctx)
 
 
 @plugin.job("retention")
@@ -79,7 +77,7 @@ async def stop(ctx: Context) -> None:
 @plugin.on_event(CHECK_CHANGED)
 async def check_changed(ctx: Context, event: Event) -> None:
     """A schedule changed (committed): look for due runs now rather than at the next poll."""
-    await scheduler.wake(ctx)
+    scheduler.wake(ctx)
 
 
 @plugin.on_event("catalog.system.deleted", mode="work_queue", group="system-cleanup")

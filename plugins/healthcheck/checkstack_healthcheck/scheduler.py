@@ -1,11 +1,12 @@
 """The scheduler of one process: claims due runs from the database, probes with bounded
 concurrency and a hard timeout per run, and records finished runs in batches.
 
-- The core's job scheduler calls :meth:`Executor.dispatch` every ``poll_interval_seconds`` (job
-  ``healthcheck.dispatch``) and at once after a check's schedule changed. It claims at most as
+- The core's job scheduler kicks :meth:`Executor.kick` every ``poll_interval_seconds`` (job
+  ``healthcheck.dispatch``) and at once after a check's schedule changed; a pass also sets a
+  timer for the next due slot, so runs start on time between polls. A pass claims at most as
   many due runs as this process has free slots (``max_concurrency``), so a slow or hanging target
   holds one slot until its timeout and never delays the others; and a process never claims what
-  it cannot start (another process may take it).
+  it cannot start (another process may take it). A pass never overlaps another.
 - Claims move ``next_run_ms`` in the database (:func:`.service.claim_due`): with several
   processes (``checkstack serve --workers 2``) each slot runs once. Schedules live in the
   database, so after a restart every check resumes from its last run time; an overdue one runs
@@ -35,7 +36,6 @@ logger = logging.getLogger("checkstack.plugins.healthcheck")
 
 DISPATCH_JOB = "healthcheck.dispatch"
 DISPATCH_KEY = "healthcheck:dispatch"
-DISPATCH_NOW_KEY = "healthcheck:dispatch-now"
 
 
 class Executor:
@@ -47,6 +47,10 @@ class Executor:
         self._queue: asyncio.Queue[service.Outcome] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
+        self._claimer: asyncio.Task[None] | None = None
+        self._again = False
+        self._saturated = False
+        self._timer: asyncio.TimerHandle | None = None
         #: Counters for the benchmark and tests.
         self.started = 0
         self.recorded = 0
@@ -63,6 +67,10 @@ class Executor:
     async def stop(self) -> None:
         """Cancel runs in flight (their slots come round again), record what finished."""
         self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._claimer is not None:
+            await asyncio.gather(self._claimer, return_exceptions=True)
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
@@ -72,26 +80,63 @@ class Executor:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
 
-    async def dispatch(self, ctx: Context) -> int:
-        """Claim due runs for the free slots and start them; how many started."""
+    def kick(self) -> None:
+        """Look for due runs now, unless a pass is already running (then it looks again)."""
         if self._stopping:
-            return 0
-        free = self.free
-        if free <= 0:
-            return 0
-        claimed = await service.claim_due(ctx.session, free)
-        # Commit the claim before any run can be recorded (the writer's transaction would wait
-        # on the claimed rows anyway).
-        await ctx.uow.commit()
+            return
+        if self._claimer is not None and not self._claimer.done():
+            self._again = True
+            return
+        self._claimer = asyncio.create_task(self._claim_loop(), name="healthcheck-claims")
+
+    async def _claim_loop(self) -> None:
+        """Claim due runs for the free slots and start them, again while there may be more; then
+        set a timer for the next due slot (sooner than the next poll, so runs start on time)."""
+        try:
+            while not self._stopping:
+                self._again = False
+                free = self.free
+                if free <= 0:
+                    self._saturated = True  # a finishing run kicks again
+                    return
+                async with self._host.service_context("healthcheck") as ctx:
+                    claimed = await service.claim_due(ctx.session, free)
+                    following = None
+                    if len(claimed) < free:
+                        following = await service.next_due_ms(ctx.session)
+                # Committed: start the runs.
+                self._start(claimed)
+                if len(claimed) >= free or self._again:
+                    continue
+                if following is not None:
+                    self._wake_at(following)
+                return
+        except Exception:
+            logger.exception("Claiming due health check runs failed")
+
+    def _wake_at(self, due_ms: int) -> None:
+        delay = max(due_ms - service.now_ms(), 0) / 1000
+        if delay >= self._settings.poll_interval_seconds:
+            return  # the poll comes first
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self.kick)
+
+    def _start(self, claimed: list[service.Due]) -> None:
         now_ms = service.now_ms()
         for due in claimed:
             if self.keep_lateness:
                 self.lateness_ms.append(max(now_ms - due.scheduled_ms, 0))
             task = asyncio.create_task(self._run(due), name=f"healthcheck-run:{due.check_id}")
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(self._finished)
         self.started += len(claimed)
-        return len(claimed)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._saturated:
+            self._saturated = False
+            self.kick()
 
     async def _run(self, due: service.Due) -> None:
         started = datetime.now(UTC)
@@ -159,8 +204,8 @@ async def start(ctx: Context, runtime: service.Runtime) -> None:
     )
 
 
-async def wake(ctx: Context) -> None:
-    """Look for due runs now (after a schedule changed in this process)."""
-    runtime = ctx.service(service.RUNTIME)
-    if runtime.executor is not None:
-        await ctx.jobs.schedule_once(DISPATCH_JOB, key=DISPATCH_NOW_KEY)
+def wake(ctx: Context) -> None:
+    """Look for due runs now (after a schedule changed)."""
+    executor = ctx.service(service.RUNTIME).executor
+    if executor is not None:
+        executor.kick()

@@ -1501,3 +1501,13 @@ async def claim_due(session: AsyncSession, limit: int) -> list[Due]:
             )
         )
     return out
+
+
+_NEXT_DUE = sa_select(func.min(col(AssignmentRow.next_run_ms)))
+
+
+async def next_due_ms(session: AsyncSession) -> int | None:
+    """When the next slot of any assignment falls due (epoch ms), if any is scheduled."""
+    connection = await session.connection()
+    value = (await connection.execute(_NEXT_DUE)).scalar()
+    return int(value) if value is not None else None
