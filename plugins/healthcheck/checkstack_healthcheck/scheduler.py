@@ -51,6 +51,11 @@ class Executor:
         self._again = False
         self._saturated = False
         self._timer: asyncio.TimerHandle | None = None
+        #: SQLite has one writer: claims and recording take turns in this process instead of
+        #: waiting on the database lock (its busy handler sleeps in steps of up to 100 ms).
+        self._turns: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if host.db.url.startswith("sqlite") else contextlib.nullcontext()
+        )
         #: Counters for the benchmark and tests.
         self.started = 0
         self.recorded = 0
@@ -99,7 +104,7 @@ class Executor:
                 if free <= 0:
                     self._saturated = True  # a finishing run kicks again
                     return
-                async with self._host.service_context("healthcheck") as ctx:
+                async with self._turns, self._host.service_context("healthcheck") as ctx:
                     claimed = await service.claim_due(ctx.session, free)
                     following = None
                     if len(claimed) < free:
@@ -170,7 +175,7 @@ class Executor:
     async def _record(self, batch: list[service.Outcome]) -> None:
         for attempt in range(3):
             try:
-                async with self._host.service_context("healthcheck") as ctx:
+                async with self._turns, self._host.service_context("healthcheck") as ctx:
                     await service.record_runs(ctx, batch)
                 self.recorded += len(batch)
                 return
