@@ -104,6 +104,7 @@ TARGETS = [
         [
             AUTH + "test_request_path.py",
             AUTH + "test_backend_facts.py",
+            AUTH + "test_backend_paths.py",
             "tests/test_access.py",
             AUTH + "test_grant_levels_access.py",
             AUTH + "test_teams.py",
@@ -117,6 +118,9 @@ TARGETS = [
         "dispatch",
         "checkstack_core/dispatch.py",
         [
+            # Guarded rules in pairs, dotted ids, outputs, in-process calls; database faults.
+            "tests/test_dispatch_paths.py",
+            "tests/test_dispatch_faults.py",
             *CORE_ACCESS,
             "tests/test_hostile_input.py",
             # The pool, transactions and lost connections; ids named in denials.

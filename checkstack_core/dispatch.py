@@ -46,7 +46,6 @@ MAX_BATCH = 50
 RETRY_AFTER_BUSY = "1"
 _PATH_SUFFIX = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
-_MISSING = object()
 
 
 def validation_issues(error: msgspec.ValidationError) -> list[dict[str, Any]]:
@@ -61,13 +60,10 @@ def validation_issues(error: msgspec.ValidationError) -> list[dict[str, Any]]:
 
 
 def _lookup(data: Any, dotted: str) -> Any:
+    """The value at ``dotted`` (``"filter.systemId"``) in ``data``; ``None`` when it is absent
+    (callers take only a string, an integer or a list from it)."""
     for part in dotted.split("."):
-        if isinstance(data, dict):
-            data = data.get(part, _MISSING)
-        else:
-            return _MISSING
-        if data is _MISSING:
-            return _MISSING
+        data = data.get(part) if isinstance(data, dict) else None
     return data
 
 
