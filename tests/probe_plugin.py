@@ -10,7 +10,8 @@
   author's mistake, which must fail rather than answer unfiltered);
 - ``relay``/``stamp``: an in-process call that must see the outer request (its id) and write to
   the outer response;
-- ``whoAmI``: a user-only procedure without rules.
+- ``whoAmI``: a user-only procedure without rules;
+- ``weigh``: a box found by a resolver from a number the caller gives (the id as an integer).
 
 No tables: the handlers answer from constants, so only the dispatcher decides what is seen.
 """
@@ -99,6 +100,18 @@ class Who(Schema):
     kind: str
 
 
+class Weigh(Schema):
+    box_number: int
+
+
+class Weight(Schema):
+    box_id: str
+
+
+async def numbered_box(ctx: Context, input: Weigh) -> list[str]:
+    return [str(input.box_number)]
+
+
 contract = Contract(
     "probe",
     rules=[shelf_read, box_read, shelf_manage, box_manage, crate_read],
@@ -110,6 +123,13 @@ contract = Contract(
         query("relay", output=Stamp, caller="public"),
         query("stamp", output=Stamp, caller="public"),
         query("whoAmI", output=Who, caller="user"),
+        mutation(
+            "weigh",
+            input=Weigh,
+            output=Weight,
+            rules=[box_manage],
+            instance=InstanceAccess(BOX, resolve=numbered_box),
+        ),
     ],
 )
 handlers = Handlers(contract)
@@ -159,6 +179,11 @@ async def stamp(ctx: Context, _: None) -> Stamp:
 @handlers.implement("whoAmI")
 async def who_am_i(ctx: Context, _: None) -> Who:
     return Who(kind=str(ctx.principal.kind))
+
+
+@handlers.implement("weigh")
+async def weigh(ctx: Context, input: Weigh) -> Weight:
+    return Weight(box_id=str(input.box_number))
 
 
 plugin = Plugin(

@@ -202,3 +202,15 @@ async def test_an_in_process_call_shares_the_outer_request_and_response(checksta
     response = await call(checkstack_http, "relay", **{"x-request-id": "probe-request-0001"})
     assert answer(response, "relay") == {"requestId": "probe-request-0001", "hasRequest": True}
     assert response.headers[STAMP_HEADER] == "stamped"
+
+
+async def test_a_resolved_id_the_caller_gave_as_a_number_is_named(checkstack_http, access):
+    """Naming a resolved id is safe only when the caller sent it: an integer counts too."""
+    await access.grant("ops", BOX, "7", "manage")
+    await access.set_team_only(BOX, "7")
+    manager = await access.application(BOX_MANAGE)
+    response = await call(checkstack_http, "weigh", {"boxNumber": 7}, manager)
+    refused(response, 403, f"Access denied to {BOX} 7")
+    assert answer(await call(checkstack_http, "weigh", {"boxNumber": 8}, manager), "weigh") == {
+        "boxId": "8"
+    }

@@ -179,3 +179,20 @@ async def test_an_application_without_the_teams_rule_sees_no_team(rpc, principal
     response = await rpc("auth", "getTeams", None, app)
     assert response.status_code == 200, response.text
     assert response.json()["getTeams"]["teams"] == []
+
+
+async def test_a_manager_of_one_team_among_many_sees_it(checkstack_host, rpc, principals):
+    """More teams than the backend looks up at once (500): the one managed comes last."""
+    from checkstack_auth.models import Team, TeamManager
+
+    manager = await principals.user()
+    async with principals.ctx() as ctx:
+        ctx.session.add_all(
+            Team(id=f"t{number:03}", name=f"team {number:03}") for number in range(500)
+        )
+        ctx.session.add(Team(id="zz", name="zz managed"))
+        await ctx.session.flush()
+        ctx.session.add(TeamManager(team_id="zz", user_id=manager.id))
+    response = await rpc("auth", "getTeams", None, manager)
+    assert response.status_code == 200, response.text
+    assert [team["id"] for team in response.json()["getTeams"]["teams"]] == ["zz"]
