@@ -192,3 +192,6 @@ plugin = Plugin(
     contract=contract,
     handlers=handlers,
 )
+
+#: A plugin without a contract (hooks and services only): it has no procedures to call.
+bare = Plugin(id="bare", name="No contract (test plugin)")

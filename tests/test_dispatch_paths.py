@@ -30,9 +30,10 @@ from checkstack_core.testing.access import BACKENDS, assert_backend, plugins_for
 @pytest.fixture(params=BACKENDS)
 def checkstack_plugins(request: pytest.FixtureRequest) -> list[Any]:
     from checkstack_hello import plugin as hello
+    from probe_plugin import bare
     from probe_plugin import plugin as probe
 
-    return plugins_for(request.param, [hello, probe])
+    return plugins_for(request.param, [hello, probe, bare])
 
 
 @pytest.fixture
@@ -214,3 +215,10 @@ async def test_a_resolved_id_the_caller_gave_as_a_number_is_named(checkstack_htt
     assert answer(await call(checkstack_http, "weigh", {"boxNumber": 8}, manager), "weigh") == {
         "boxId": "8"
     }
+
+
+@pytest.mark.parametrize("procedure", ["anything", "inventory"])
+async def test_a_plugin_without_a_contract_has_no_procedures(checkstack_http, access, procedure):
+    admin = await access.admin()
+    response = await checkstack_http.post("/api/bare/", json={procedure: {}}, headers=admin.headers)
+    refused(response, 404, f"Procedure not found: bare.{procedure}")
