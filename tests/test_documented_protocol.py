@@ -506,3 +506,22 @@ async def test_nul_characters_are_refused_but_a_literal_backslash_u_is_not(
     ]
     literal = await post(checkstack_http, "hello", {"getGreeting": {"name": "\\u0000"}}, admin)
     assert literal.json() == {"getGreeting": {"message": "Hello, \\u0000!"}}
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        ({"createNote": {"id": "n1", "title": "t\x00"}}, ["title"]),  # not the first field
+        ({"deleteNotes": {"ids": ["n1", "n\x002"]}}, ["ids", 1]),  # in a list, not first
+        ({"createNote": {"title": "t", "odd\x00key": "x"}}, ["odd\x00key"]),  # in a key
+    ],
+)
+async def test_a_nul_character_anywhere_is_refused_with_its_path(
+    checkstack_http, checkstack_auth, call, path
+):
+    admin = checkstack_auth.admin()
+    response = await post(checkstack_http, "notes", call, admin)
+    body = assert_error(response, 400, "BAD_REQUEST", "Input validation failed")
+    assert body["data"]["issues"] == [
+        {"message": "Text must not contain NUL characters", "path": path}
+    ]
