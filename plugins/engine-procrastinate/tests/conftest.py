@@ -155,3 +155,13 @@ async def pg_engines(
             yield kit
         finally:
             await kit.close()
+
+
+@pytest.fixture
+async def engine_database_url(
+    checkstack_database_base_url: str | None, tmp_path: Path
+) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database with the engine's schema (skips without PostgreSQL)."""
+    base = postgresql_url(checkstack_database_base_url)
+    async with engine_database(base, tmp_path) as url:
+        yield url

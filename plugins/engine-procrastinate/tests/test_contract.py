@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-
 from typing import TYPE_CHECKING
 
 import pytest
@@ -187,7 +186,8 @@ async def test_interval_job_runs_on_its_slots(engines: Engines) -> None:
     slots = [r.scheduled_for for r in handler.runs[:4]]
     assert slots == [start + k * TICK for k in range(4)]
     assert all(r.attempt == 1 and r.payload == {"checkId": 1} for r in handler.runs)
-    assert all(s >= r.scheduled_for.timestamp() for s, r in zip(handler.started, handler.runs))
+    pairs = zip(handler.started, handler.runs, strict=True)
+    assert all(started >= run.scheduled_for.timestamp() for started, run in pairs)
 
 
 async def test_interval_with_past_start_keeps_its_phase(engines: Engines) -> None:
@@ -196,7 +196,9 @@ async def test_interval_with_past_start_keeps_its_phase(engines: Engines) -> Non
     p.jobs.register("h.check", handler, plugin_id="h")
     anchor = now() - timedelta(seconds=100.013)
 
-    job = await p.jobs.schedule_interval("h.check", key="h:1", every=timedelta(seconds=10), start_at=anchor)
+    job = await p.jobs.schedule_interval(
+        "h.check", key="h:1", every=timedelta(seconds=10), start_at=anchor
+    )
     assert now() - timedelta(seconds=10) < job.next_run_at <= now()
     assert (job.next_run_at - anchor) % timedelta(seconds=10) < timedelta(milliseconds=1)
 
@@ -212,7 +214,9 @@ async def test_a_slot_is_skipped_while_the_previous_run_runs(
     engines: Engines, caplog: pytest.LogCaptureFixture
 ) -> None:
     p = engines.process()
-    handler = Recorder(sleep=lambda run: 2.5 * TICK.total_seconds() if len(handler.runs) == 1 else 0)
+    handler = Recorder(
+        sleep=lambda run: 2.5 * TICK.total_seconds() if len(handler.runs) == 1 else 0
+    )
     p.jobs.register("h.check", handler, plugin_id="h")
     await p.start()
 
@@ -340,7 +344,12 @@ async def test_cron_get_list_and_validation(engines: Engines) -> None:
 
     before = now()
     job = await p.jobs.schedule_cron("m.report", key="c", cron="*/5 * * * *", payload={"a": 1})
-    assert (job.kind, job.cron, job.interval, job.payload) == ("cron", "*/5 * * * *", None, {"a": 1})
+    assert (job.kind, job.cron, job.interval, job.payload) == (
+        "cron",
+        "*/5 * * * *",
+        None,
+        {"a": 1},
+    )
     nxt = job.next_run_at
     assert nxt.tzinfo is not None and nxt.utcoffset() == timedelta(0)
     assert nxt.minute % 5 == 0 and nxt.second == 0 and nxt.microsecond == 0
@@ -402,7 +411,9 @@ async def test_broadcast_reaches_every_subscription_of_every_process(engines: En
     await first.start()
     await second.start()
 
-    emitted = [await first.events.emit("catalog.system.deleted", {"systemId": str(i)}) for i in range(3)]
+    emitted = [
+        await first.events.emit("catalog.system.deleted", {"systemId": str(i)}) for i in range(3)
+    ]
     big = await second.events.emit("catalog.system.deleted", {"blob": "x" * 20000})
     await wait_until(lambda: all(len(h.events) == 4 for h in (a, b, c)))
     await first.events.drain()
