@@ -116,6 +116,29 @@ def serve(host: str, port: int, reload: bool, workers: int) -> None:
     )
 
 
+@cli.command(epilog=_settings_epilog())
+@click.option(
+    "--concurrency",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Jobs and events run at once.",
+)
+def worker(concurrency: int) -> None:
+    """Run jobs and work-queue events of a distributed engine (e.g. procrastinate) until
+    SIGTERM; serving processes then only serve requests."""
+    from .host import Host
+    from .observability import configure_logging
+    from .workers import NoWorkerEngine, run_worker
+
+    settings = Settings.load()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        run(run_worker(Host(settings), concurrency=concurrency))
+    except NoWorkerEngine as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (as GET /api/plugins).")
 def plugins_command(as_json: bool) -> None:
