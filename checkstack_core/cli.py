@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -124,7 +125,12 @@ def serve(host: str, port: int, reload: bool, workers: int) -> None:
     type=click.IntRange(min=1),
     help="Jobs and events run at once.",
 )
-def worker(concurrency: int) -> None:
+@click.option(
+    "--health-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Touch this file every 5 s while working (for container health checks).",
+)
+def worker(concurrency: int, health_file: Path | None) -> None:
     """Run jobs and work-queue events of a distributed engine (e.g. procrastinate) until
     SIGTERM; serving processes then only serve requests."""
     from .host import Host
@@ -134,7 +140,7 @@ def worker(concurrency: int) -> None:
     settings = Settings.load()
     configure_logging(settings.log_level, settings.log_format)
     try:
-        run(run_worker(Host(settings), concurrency=concurrency))
+        run(run_worker(Host(settings), concurrency=concurrency, health_file=health_file))
     except NoWorkerEngine as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -42,9 +43,31 @@ def worker_engines(host: Host) -> list[WorkerEngine]:
     return engines
 
 
-async def run_worker(host: Host, *, concurrency: int, stop: asyncio.Event | None = None) -> None:
-    """Start ``host``, run its worker engines until SIGTERM/SIGINT (or ``stop``), stop it."""
+#: Seconds between two touches of ``--health-file``.
+HEALTH_EVERY = 5.0
+
+
+async def _touch(path: Path) -> None:
+    """Keep ``path``'s modification time fresh while the worker runs (container health checks)."""
+    while True:
+        path.touch()  # noqa: ASYNC240  (a tiny local file, every few seconds)
+        await asyncio.sleep(HEALTH_EVERY)
+
+
+async def run_worker(
+    host: Host,
+    *,
+    concurrency: int,
+    stop: asyncio.Event | None = None,
+    health_file: Path | None = None,
+) -> None:
+    """Start ``host``, run its worker engines until SIGTERM/SIGINT (or ``stop``), stop it.
+
+    With ``health_file``, the file is touched every :data:`HEALTH_EVERY` seconds while the
+    engines run and removed when the worker stops.
+    """
     stop = stop or asyncio.Event()
+    health: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     for signum in signals:
@@ -65,11 +88,18 @@ async def run_worker(host: Host, *, concurrency: int, stop: asyncio.Event | None
             host.settings.jobs_engine,
             host.settings.events_engine,
         )
+        if health_file is not None:
+            health = asyncio.create_task(_touch(health_file), name="checkstack-worker-health")
         await asyncio.gather(
             *(engine.run_worker(concurrency=concurrency, stop=stop) for engine in engines)
         )
         logger.info("Worker stopped")
     finally:
+        if health is not None:
+            health.cancel()
+            await asyncio.gather(health, return_exceptions=True)
+        if health_file is not None:
+            health_file.unlink(missing_ok=True)  # noqa: ASYNC240  (once, at exit)
         for signum in signals:
             loop.remove_signal_handler(signum)
         await host.stop()

@@ -53,15 +53,17 @@ async def test_run_worker_runs_the_worker_engines_until_stopped(tmp_path: Path) 
 
     host._choose_engines = choose  # type: ignore[method-assign]
     stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(host, concurrency=3, stop=stop))
+    health = tmp_path / "alive"
+    task = asyncio.create_task(run_worker(host, concurrency=3, stop=stop, health_file=health))
     async with asyncio.timeout(30):
-        while not host.running:  # noqa: ASYNC110  (polled with a deadline)
+        while not (host.running and health.exists()):  # noqa: ASYNC110  (polled with a deadline)
             await asyncio.sleep(0.01)
     assert worker_engines(host) == [engine]  # one object serving as both engines runs once
     stop.set()
     await task
     assert calls == [(3, True)]
     assert not host.running
+    assert not health.exists()
 
 
 async def test_run_worker_without_a_worker_engine_stops_the_host(tmp_path: Path) -> None:
