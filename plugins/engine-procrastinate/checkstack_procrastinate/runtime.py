@@ -83,6 +83,11 @@ class Runtime:
         self.settings = settings
         self.conninfo = conninfo(database_url)
         check_schema_version()
+        quiet = logging.getLogger("procrastinate")
+        if quiet.level == logging.NOTSET and not logging.getLogger().isEnabledFor(logging.DEBUG):
+            # procrastinate logs every job's start and end at INFO: thousands of lines a minute
+            # under the healthcheck's load. Its warnings and errors still show; DEBUG shows all.
+            quiet.setLevel(logging.WARNING)
         self.connector = procrastinate.PsycopgConnector(
             conninfo=self.conninfo,
             min_size=1,
