@@ -24,7 +24,7 @@ from checkstack_core.jobs import JobRun, JobScheduler, UnknownJobError
 if TYPE_CHECKING:
     from conftest import Engines  # this folder's conftest.py (fixtures only at run time)
 
-TICK = timedelta(seconds=0.3)
+TICK = timedelta(seconds=0.4)
 WQ = DeliveryMode.WORK_QUEUE
 
 
