@@ -275,6 +275,7 @@ class ProcrastinateJobScheduler:
         args = job.task_kwargs
         key, slot = str(args["key"]), datetime.fromisoformat(str(args["slot"]))
         skipped = False
+        due: datetime | None = None  # the next slot, for interval and cron schedules
         async with self._rt.transaction() as cursor:
             await self._rt.lock_key(cursor, key)
             await cursor.execute(f"SELECT {_COLUMNS} FROM {TABLE} WHERE key = %s", (key,))
@@ -309,14 +310,20 @@ class ProcrastinateJobScheduler:
             attempt=job.attempts + 1,
         )
         ok = await run_handler(definition, run, attempts)
+        if not once:
+            ended = _now()
+            assert due is not None
+            if ended >= due:
+                # The next slot fell due while this run went on: that slot is skipped. Otherwise
+                # nothing to record (a run that ended before the next slot never skips it).
+                async with self._rt.transaction() as cursor:
+                    await cursor.execute(
+                        f"UPDATE {TABLE} SET last_ended_at = %s WHERE key = %s", (ended, key)
+                    )
+            return
         retry_at: datetime | None = None
-        async with self._rt.transaction() as cursor:
-            await self._rt.lock_key(cursor, key)
-            if not once:
-                await cursor.execute(
-                    f"UPDATE {TABLE} SET last_ended_at = now() WHERE key = %s", (key,)
-                )
-            elif ok or run.attempt >= attempts:
+        async with self._rt.transaction() as cursor:  # conditional on job_id: no lock needed
+            if ok or run.attempt >= attempts:
                 if not ok:
                     logger.error(
                         "job gave up after %d attempts: job=%s key=%s", run.attempt, run.name, key

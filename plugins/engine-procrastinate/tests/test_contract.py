@@ -156,9 +156,9 @@ async def test_cancel(engines: Engines) -> None:
     p.jobs.register("m.transition", handler, plugin_id="m")
     await p.start()
 
-    await p.jobs.schedule_once("m.transition", key="k", run_at=now() + 2 * TICK)
     await p.jobs.schedule_interval("m.transition", key="i", every=5 * TICK)
     await wait_until(lambda: len(handler.runs) == 1)  # the interval's first run
+    await p.jobs.schedule_once("m.transition", key="k", run_at=now() + 2 * TICK)
 
     assert await p.jobs.cancel("k") is True
     assert await p.jobs.cancel("i") is True
