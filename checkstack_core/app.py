@@ -54,6 +54,25 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     return documented.error_response(InternalServerError())
 
 
+async def _engines(host: Host) -> dict[str, Any]:
+    """Which engine runs events and jobs, with what an engine reports of itself (``status()``,
+    e.g. how many workers are alive); an engine that cannot answer says so, the probe stays up."""
+    engines: dict[str, Any] = {}
+    for kind, engine, name in (
+        ("events", host.events, host.settings.events_engine),
+        ("jobs", host.jobs, host.settings.jobs_engine),
+    ):
+        info: dict[str, Any] = {"engine": name}
+        status = getattr(engine, "status", None) if host.running else None
+        if status is not None:
+            try:
+                info.update(await status())
+            except Exception as exc:
+                info["error"] = type(exc).__name__
+        engines[kind] = info
+    return engines
+
+
 class CheckstackApp:
     """The ASGI application: request ids around everything, the documented protocol served at
     the ASGI layer (the hot path), and the Litestar app for every other route and the lifespan.
@@ -117,6 +136,7 @@ def create_app(
                 "active": sorted(r.id for r in host.active()),
                 "failed": failed,
             },
+            "engines": await _engines(host),
         }
         return Response(body, status_code=200 if ready else 503)
 

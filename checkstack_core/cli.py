@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -114,6 +115,34 @@ def serve(host: str, port: int, reload: bool, workers: int) -> None:
         access_log=False,
         server_header=False,
     )
+
+
+@cli.command(epilog=_settings_epilog())
+@click.option(
+    "--concurrency",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Jobs and events run at once.",
+)
+@click.option(
+    "--health-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Touch this file every 5 s while working (for container health checks).",
+)
+def worker(concurrency: int, health_file: Path | None) -> None:
+    """Run jobs and work-queue events of a distributed engine (e.g. procrastinate) until
+    SIGTERM; serving processes then only serve requests."""
+    from .host import Host
+    from .observability import configure_logging
+    from .workers import NoWorkerEngine, run_worker
+
+    settings = Settings.load()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        run(run_worker(Host(settings), concurrency=concurrency, health_file=health_file))
+    except NoWorkerEngine as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command("plugins")

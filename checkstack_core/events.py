@@ -124,6 +124,38 @@ def check_event_name(name: str) -> None:
         raise ValueError(f"Invalid event name {name!r}: expected '<pluginId>.<name>'")
 
 
+def check_subscription(
+    subscription: Subscription, work_queue_keys: set[tuple[str, str, str]]
+) -> DeliveryMode:
+    """Validate a subscription (every engine's rules) against the work-queue keys
+    ``(plugin_id, group, event)`` declared so far; returns its mode."""
+    check_event_name(subscription.event)
+    if not callable(subscription.handler):
+        raise TypeError(f"Handler for {subscription.event!r} is not callable")
+    mode = DeliveryMode(subscription.mode)
+    if mode is DeliveryMode.BROADCAST:
+        if subscription.group is not None:
+            raise ValueError(
+                f"group is only meaningful in work_queue mode (event {subscription.event!r} "
+                f"in plugin {subscription.plugin_id!r})"
+            )
+        return mode
+    if not subscription.group:
+        raise ValueError(
+            f"group is required when mode is 'work_queue' for event {subscription.event!r} "
+            f"in plugin {subscription.plugin_id!r}"
+        )
+    if subscription.max_retries < 0:
+        raise ValueError("max_retries must not be negative")
+    key = (subscription.plugin_id, subscription.group, subscription.event)
+    if key in work_queue_keys:
+        raise ValueError(
+            f"Duplicate group {subscription.group!r} in plugin {subscription.plugin_id!r} "
+            f"for event {subscription.event!r}: each group must be unique within a plugin"
+        )
+    return mode
+
+
 @dataclass(slots=True)
 class _Published:
     event: Event
@@ -247,31 +279,12 @@ class EmbeddedEventBus:
                 f"Cannot subscribe plugin {subscription.plugin_id!r} to {subscription.event!r}: "
                 "the event bus has already started"
             )
-        check_event_name(subscription.event)
-        if not callable(subscription.handler):
-            raise TypeError(f"Handler for {subscription.event!r} is not callable")
-        mode = DeliveryMode(subscription.mode)
+        mode = check_subscription(subscription, self._work_queue_keys)
         if mode is DeliveryMode.BROADCAST:
-            if subscription.group is not None:
-                raise ValueError(
-                    f"group is only meaningful in work_queue mode (event {subscription.event!r} "
-                    f"in plugin {subscription.plugin_id!r})"
-                )
             self._broadcast.setdefault(subscription.event, []).append(subscription)
             return
-        if not subscription.group:
-            raise ValueError(
-                f"group is required when mode is 'work_queue' for event {subscription.event!r} "
-                f"in plugin {subscription.plugin_id!r}"
-            )
-        if subscription.max_retries < 0:
-            raise ValueError("max_retries must not be negative")
+        assert subscription.group is not None
         key = (subscription.plugin_id, subscription.group, subscription.event)
-        if key in self._work_queue_keys:
-            raise ValueError(
-                f"Duplicate group {subscription.group!r} in plugin {subscription.plugin_id!r} "
-                f"for event {subscription.event!r}: each group must be unique within a plugin"
-            )
         self._work_queue_keys.add(key)
         qualified = f"{subscription.plugin_id}.{subscription.group}"
         group = self._hub.groups.setdefault(subscription.event, {}).setdefault(qualified, _Group())

@@ -234,6 +234,69 @@ def _next_cron(cron: str, after: datetime) -> datetime:
     return nxt.astimezone(UTC)
 
 
+def job_definition(
+    registered: Mapping[str, _JobDef],
+    name: str,
+    handler: JobHandler,
+    *,
+    plugin_id: str,
+    timeout: float | None,
+    max_retries: int,
+) -> _JobDef:
+    """Validate a registration against the jobs already ``registered`` (every engine's rules)."""
+    if not name or not isinstance(name, str):
+        raise ValueError("Job name must be a non-empty string")
+    if not callable(handler):
+        raise TypeError(f"Handler of job {name!r} is not callable")
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout of job {name!r} must be positive")
+    if max_retries < 0:
+        raise ValueError(f"max_retries of job {name!r} must not be negative")
+    existing = registered.get(name)
+    if existing is not None:
+        raise ValueError(
+            f"Job {name!r} of plugin {plugin_id!r} is already registered "
+            f"by plugin {existing.plugin_id!r}"
+        )
+    return _JobDef(name, handler, plugin_id, timeout, max_retries)
+
+
+async def run_handler(job: _JobDef, run: JobRun, attempts: int) -> bool:
+    """Run one job with its timeout; log a failure (never the payload). ``True`` on success.
+
+    ``attempts`` is how many attempts the run has in all (for the log line).
+    """
+    try:
+        if job.timeout is None:
+            await job.handler(run)
+            return True
+        deadline = asyncio.timeout(job.timeout)
+        try:
+            async with deadline:
+                await job.handler(run)
+            return True
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            logger.error(
+                "job timed out after %ss: job=%s key=%s attempt=%d/%d",
+                job.timeout,
+                job.name,
+                run.key,
+                run.attempt,
+                attempts,
+            )
+            return False
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # Never log the payload: it may hold secrets.
+        logger.exception(
+            "job failed: job=%s key=%s attempt=%d/%d", job.name, run.key, run.attempt, attempts
+        )
+        return False
+
+
 class EmbeddedJobScheduler:
     """The in-process :class:`JobScheduler`: one timer loop over a heap of due times.
 
@@ -283,21 +346,9 @@ class EmbeddedJobScheduler:
         """Register a handler under a unique job name, before :meth:`start`."""
         if self._started:
             raise RuntimeError(f"Cannot register job {name!r}: the scheduler has already started")
-        if not name or not isinstance(name, str):
-            raise ValueError("Job name must be a non-empty string")
-        if not callable(handler):
-            raise TypeError(f"Handler of job {name!r} is not callable")
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout of job {name!r} must be positive")
-        if max_retries < 0:
-            raise ValueError(f"max_retries of job {name!r} must not be negative")
-        existing = self._jobs.get(name)
-        if existing is not None:
-            raise ValueError(
-                f"Job {name!r} of plugin {plugin_id!r} is already registered "
-                f"by plugin {existing.plugin_id!r}"
-            )
-        self._jobs[name] = _JobDef(name, handler, plugin_id, timeout, max_retries)
+        self._jobs[name] = job_definition(
+            self._jobs, name, handler, plugin_id=plugin_id, timeout=timeout, max_retries=max_retries
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -537,37 +588,8 @@ class EmbeddedJobScheduler:
             self._activity.set()
 
     async def _call(self, entry: _Entry, run: JobRun) -> bool:
-        job = entry.job
-        attempts = job.max_retries + 1 if entry.kind == "once" else 1
-        try:
-            if job.timeout is None:
-                await job.handler(run)
-                return True
-            deadline = asyncio.timeout(job.timeout)
-            try:
-                async with deadline:
-                    await job.handler(run)
-                return True
-            except TimeoutError:
-                if not deadline.expired():
-                    raise
-                logger.error(
-                    "job timed out after %ss: job=%s key=%s attempt=%d/%d",
-                    job.timeout,
-                    job.name,
-                    run.key,
-                    run.attempt,
-                    attempts,
-                )
-                return False
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # Never log the payload: it may hold secrets.
-            logger.exception(
-                "job failed: job=%s key=%s attempt=%d/%d", job.name, run.key, run.attempt, attempts
-            )
-            return False
+        attempts = entry.job.max_retries + 1 if entry.kind == "once" else 1
+        return await run_handler(entry.job, run, attempts)
 
     def _after_run(self, entry: _Entry, ok: bool) -> None:
         current = self._entries.get(entry.key)
