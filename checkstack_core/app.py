@@ -139,6 +139,10 @@ def create_app(
 
     routes.extend(openapi_routes(host))
     host.call_hook("checkstack_register_routes", register=routes.append)
+    from .ui.server import UiServer
+
+    ui = UiServer(host)
+    routes.extend(ui.route_handlers())
 
     litestar = Litestar(
         route_handlers=routes,
@@ -148,6 +152,7 @@ def create_app(
         request_max_body_size=limit,
         debug=False,
         logging_config=None,
+        template_config=ui.template_config(),
     )
     litestar.state.host = host
     return CheckstackApp(host, litestar, documented.DocumentedProtocol(host.dispatcher, limit))
