@@ -38,6 +38,12 @@
     if (wanted) wanted.focus();
   });
 
+  // The same for a whole page that shows something new (a secret just created).
+  document.addEventListener("DOMContentLoaded", function () {
+    var wanted = document.querySelector("[data-autofocus]");
+    if (wanted) wanted.focus();
+  });
+
   // Copy buttons only work with scripts: show them now.
   document.documentElement.classList.add("js");
 })();
