@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -55,6 +55,8 @@ class View:
         self.extras = ResponseExtras()
         self._principal: Principal | None = None
         self._form: Form | None = None
+        #: Answers shared by the sections of one page (see :meth:`once`).
+        self.memo: dict[str, Any] = {}
 
     # -- the request ---------------------------------------------------------------------------
 
@@ -128,6 +130,13 @@ class View:
             name: msgspec.to_builtins(output, builtin_types=(datetime,))
             for name, output in result.outputs.items()
         }
+
+    async def once(self, key: str, factory: Callable[[], Awaitable[Any]]) -> Any:
+        """``await factory()`` once per request: sections of one page share an answer (the
+        catalog's systems, say) under a key such as ``"catalog.systems"``."""
+        if key not in self.memo:
+            self.memo[key] = await factory()
+        return self.memo[key]
 
     def _check_method(self, plugin_id: str, calls: Mapping[str, Any]) -> None:
         """Mutations run only for POST requests, which passed the cross-site check."""
