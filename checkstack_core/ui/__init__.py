@@ -39,6 +39,8 @@ __all__ = [
     "Section",
     "UiRegistrar",
     "View",
+    "field_errors",
+    "offset_of",
 ]
 
 PageHandler = Callable[["View"], Awaitable[Any]]
@@ -181,6 +183,24 @@ class UiRegistrar:
             raise ValueError(f"UI prefix {prefix!r} must match {_PREFIX.pattern}")
         if prefix in taken:
             raise ValueError(f"UI prefix {prefix!r} is registered twice")
+
+
+def field_errors(error: Any) -> dict[str, str]:
+    """``{"name": "Expected ..."}`` from an ``RpcError``'s validation issues, keyed by the first
+    element of each issue's path (``""`` for the input as a whole), to show next to fields."""
+    found: dict[str, str] = {}
+    for issue in (getattr(error, "data", None) or {}).get("issues", []) or []:
+        path = issue.get("path") or []
+        found.setdefault(str(path[0]) if path else "", str(issue.get("message", "")))
+    return found
+
+
+def offset_of(query: Any, limit: int) -> int:
+    """The ``?offset=`` of a paginated list page, a multiple of ``limit`` (0 when absent or
+    malformed)."""
+    raw = query.get("offset", "0")
+    offset = int(raw) if str(raw).isdigit() else 0
+    return min(offset - offset % limit, 1_000_000_000)
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checkstack_core.errors import RpcError
+from checkstack_core.ui import field_errors
 
 if TYPE_CHECKING:
     from litestar import Response
@@ -65,16 +66,6 @@ def register(ui: UiRegistrar) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def field_errors(error: RpcError) -> dict[str, str]:
-    """``{"name": "Expected ..."}`` from a validation error's issues (first path element)."""
-    found: dict[str, str] = {}
-    for issue in (error.data or {}).get("issues", []) or []:
-        path = issue.get("path") or []
-        key = str(path[0]) if path else ""
-        found.setdefault(key, str(issue.get("message", "")))
-    return found
 
 
 def safe_next(target: str | None) -> str:

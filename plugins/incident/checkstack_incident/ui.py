@@ -10,15 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 from checkstack_catalog.ui import system_names
 
-from checkstack_core.ui import FeedEntry
+from checkstack_core.errors import RpcError
+from checkstack_core.ui import FeedEntry, field_errors, offset_of
 
 if TYPE_CHECKING:
+    from litestar import Response
     from markupsafe import Markup
 
     from checkstack_core.ui import UiRegistrar
     from checkstack_core.ui.view import View
 
 TEMPLATES = Path(__file__).parent / "templates"
+MANAGE = "/incidents/manage"
+PAGE_SIZE = 20
+SEVERITIES = ("minor", "major", "critical")
+OPEN_STATUSES = ("investigating", "identified", "monitoring")
 #: Open incidents shown with their whole timeline (the rest are listed without it).
 WITH_TIMELINE = 10
 #: Resolved incidents in the history section.
@@ -40,6 +46,10 @@ def register(ui: UiRegistrar) -> None:
     ui.status_section(history_section, order=40)
     ui.system_panel("Incidents", system_panel, order=20)
     ui.feed(feed)
+    ui.page(MANAGE, manage_page)
+    ui.page(MANAGE + "/{id:str}", incident_page)
+    ui.page(MANAGE + "/{id:str}/delete", delete_page)
+    ui.nav("Incidents", MANAGE, order=300, rules=["incident.incident.manage"])
 
 
 async def _with_timelines(view: View, incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,3 +106,116 @@ async def feed(view: View) -> list[FeedEntry]:
         )
         for incident in page["incidents"]
     ]
+
+
+# -- the admin pages ---------------------------------------------------------------------------
+
+
+async def manage_page(view: View) -> Response[Any]:
+    """Every incident, newest first, a page at a time; Create Incident."""
+    context: dict[str, Any] = {}
+    status = 200
+    if view.is_post:
+        form = await view.form()
+        values: dict[str, Any] = {
+            "title": form["title"],
+            "severity": form["severity"],
+            "status": form["status"] or "investigating",
+            "systemIds": form.all("systemId"),
+            "description": form["description"] or None,
+            "message": form["message"] or None,
+        }
+        try:
+            created = await view.call("incident", "createIncident", values)
+        except RpcError as error:
+            if error.code == "UNAUTHORIZED":
+                raise
+            context.update(error=error, errors=field_errors(error), values=values)
+            status = error.status
+        else:
+            return view.redirect(f"{MANAGE}/{created['id']}")
+    offset = offset_of(view.query, PAGE_SIZE)
+    page = await view.call(
+        "incident",
+        "getIncidents",
+        {"includeResolved": True, "limit": PAGE_SIZE, "offset": offset},
+    )
+    names = await system_names(view)
+    return await view.render(
+        "incident/manage.html",
+        title="Incidents",
+        incidents=page["incidents"],
+        total=page["total"],
+        offset=offset,
+        limit=PAGE_SIZE,
+        names=names,
+        labels=LABELS,
+        severities=SEVERITIES,
+        open_statuses=OPEN_STATUSES,
+        status=status,
+        **context,
+    )
+
+
+async def incident_page(view: View) -> Response[Any]:
+    """One incident with its timeline: post an update (optionally changing the status), or
+    resolve it."""
+    incident_id = view.params["id"]
+    context: dict[str, Any] = {}
+    status = 200
+    if view.is_post:
+        form = await view.form()
+        try:
+            if form["action"] == "resolve":
+                await view.call(
+                    "incident",
+                    "resolveIncident",
+                    {"id": incident_id, "message": form["message"] or None},
+                )
+            else:
+                await view.call(
+                    "incident",
+                    "addUpdate",
+                    {
+                        "id": incident_id,
+                        "message": form["message"],
+                        "status": form["status"] or None,
+                    },
+                )
+        except RpcError as error:
+            if error.code == "UNAUTHORIZED":
+                raise
+            context.update(error=error, errors=field_errors(error), message=form["message"])
+            status = error.status
+        else:
+            return view.redirect(f"{MANAGE}/{incident_id}")
+    incident = await view.call("incident", "getIncident", {"id": incident_id})
+    return await view.render(
+        "incident/incident.html",
+        title=incident["title"],
+        incident=incident,
+        names=await system_names(view),
+        labels=LABELS,
+        statuses=(*OPEN_STATUSES, "resolved"),
+        status=status,
+        **context,
+    )
+
+
+async def delete_page(view: View) -> Response[Any]:
+    incident_id = view.params["id"]
+    if view.is_post:
+        await view.call("incident", "deleteIncident", {"id": incident_id})
+        return view.redirect(MANAGE)
+    incident = await view.call("incident", "getIncident", {"id": incident_id, "timelineLimit": 1})
+    return await view.render(
+        "core/confirm.html",
+        title=f"Delete {incident['title']}",
+        question=f"Delete the incident “{incident['title']}”?",
+        consequence="It disappears from the status page with its whole timeline. "
+        "This cannot be undone.",
+        action=f"{MANAGE}/{incident_id}/delete",
+        confirm_label="Delete",
+        danger=True,
+        cancel=f"{MANAGE}/{incident_id}",
+    )
