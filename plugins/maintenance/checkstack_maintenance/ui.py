@@ -5,20 +5,25 @@ through this plugin's procedures as the visitor."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checkstack_catalog.ui import system_names
 
-from checkstack_core.ui import FeedEntry
+from checkstack_core.errors import RpcError
+from checkstack_core.ui import FeedEntry, field_errors, offset_of
 
 if TYPE_CHECKING:
+    from litestar import Response
     from markupsafe import Markup
 
     from checkstack_core.ui import UiRegistrar
     from checkstack_core.ui.view import View
 
 TEMPLATES = Path(__file__).parent / "templates"
+MANAGE = "/maintenance/manage"
+PAGE_SIZE = 20
 #: Active windows shown with their whole timeline.
 WITH_TIMELINE = 10
 HISTORY = 10
@@ -36,6 +41,10 @@ def register(ui: UiRegistrar) -> None:
     ui.status_section(history_section, order=50)
     ui.system_panel("Maintenance", system_panel, order=30)
     ui.feed(feed)
+    ui.page(MANAGE, manage_page)
+    ui.page(MANAGE + "/{id:str}", window_page)
+    ui.page(MANAGE + "/{id:str}/delete", delete_page)
+    ui.nav("Maintenance", MANAGE, order=310, rules=["maintenance.maintenance.manage"])
 
 
 async def active_section(view: View) -> Markup | None:
@@ -89,3 +98,111 @@ async def feed(view: View) -> list[FeedEntry]:
         )
         for window in page["windows"]
     ]
+
+
+# -- the admin pages ---------------------------------------------------------------------------
+
+
+def utc_time(value: str) -> str:
+    """A ``datetime-local`` field's value (``2026-12-02T10:00``), read as UTC, in ISO 8601;
+    anything else is passed on for the procedure's validation to name."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.isoformat()
+
+
+async def manage_page(view: View) -> Response[Any]:
+    """Every window, newest start first, a page at a time; Schedule Maintenance."""
+    context: dict[str, Any] = {}
+    status = 200
+    if view.is_post:
+        form = await view.form()
+        values: dict[str, Any] = {
+            "title": form["title"],
+            "startAt": utc_time(form["startAt"]),
+            "endAt": utc_time(form["endAt"]),
+            "systemIds": form.all("systemId"),
+            "description": form["description"] or None,
+            "suppressNotifications": form["suppressNotifications"] == "on",
+        }
+        try:
+            created = await view.call("maintenance", "scheduleWindow", values)
+        except RpcError as error:
+            if error.code == "UNAUTHORIZED":
+                raise
+            context.update(error=error, errors=field_errors(error), values=values)
+            status = error.status
+        else:
+            return view.redirect(f"{MANAGE}/{created['id']}")
+    offset = offset_of(view.query, PAGE_SIZE)
+    page = await view.call("maintenance", "getWindows", {"limit": PAGE_SIZE, "offset": offset})
+    return await view.render(
+        "maintenance/manage.html",
+        title="Maintenance",
+        windows=page["windows"],
+        total=page["total"],
+        offset=offset,
+        limit=PAGE_SIZE,
+        names=await system_names(view),
+        labels=LABELS,
+        status=status,
+        **context,
+    )
+
+
+async def window_page(view: View) -> Response[Any]:
+    """One window with its timeline: post an update, complete or cancel it."""
+    window_id = view.params["id"]
+    context: dict[str, Any] = {}
+    status = 200
+    if view.is_post:
+        form = await view.form()
+        action = form["action"]
+        try:
+            if action == "complete":
+                await view.call("maintenance", "completeWindow", {"id": window_id})
+            elif action == "cancel":
+                await view.call("maintenance", "cancelWindow", {"id": window_id})
+            else:
+                await view.call(
+                    "maintenance", "addUpdate", {"id": window_id, "message": form["message"]}
+                )
+        except RpcError as error:
+            if error.code == "UNAUTHORIZED":
+                raise
+            context.update(error=error, errors=field_errors(error), message=form["message"])
+            status = error.status
+        else:
+            return view.redirect(f"{MANAGE}/{window_id}")
+    window = await view.call("maintenance", "getWindow", {"id": window_id})
+    return await view.render(
+        "maintenance/window.html",
+        title=window["title"],
+        window=window,
+        names=await system_names(view),
+        labels=LABELS,
+        status=status,
+        **context,
+    )
+
+
+async def delete_page(view: View) -> Response[Any]:
+    window_id = view.params["id"]
+    if view.is_post:
+        await view.call("maintenance", "deleteWindow", {"id": window_id})
+        return view.redirect(MANAGE)
+    window = await view.call("maintenance", "getWindow", {"id": window_id})
+    return await view.render(
+        "core/confirm.html",
+        title=f"Delete {window['title']}",
+        question=f"Delete the maintenance “{window['title']}”?",
+        consequence="It disappears from the status page with its timeline. This cannot be undone.",
+        action=f"{MANAGE}/{window_id}/delete",
+        confirm_label="Delete",
+        danger=True,
+        cancel=f"{MANAGE}/{window_id}",
+    )
