@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checkstack_core.errors import RpcError
+from checkstack_core.ui import field_errors, offset_of
 
 if TYPE_CHECKING:
     from litestar import Response
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("checkstack.plugins.catalog")
 
 TEMPLATES = Path(__file__).parent / "templates"
+MANAGE = "/catalog/manage"
+PAGE_SIZE = 50
 #: ``getBulkSystemHealth`` takes at most this many ids per call.
 HEALTH_CHUNK = 500
 #: Worst first: a group or the whole page shows its worst system's status.
@@ -41,6 +44,10 @@ def register(ui: UiRegistrar) -> None:
     ui.templates("catalog", TEMPLATES)
     ui.status_section(systems_section, order=30)
     ui.page("/systems/{id:str}", system_page, methods=("GET",))
+    ui.page(MANAGE, manage_page)
+    ui.page(MANAGE + "/systems/{id:str}/delete", delete_system_page)
+    ui.page(MANAGE + "/groups/{id:str}/delete", delete_group_page)
+    ui.nav("Catalog", MANAGE, order=200, rules=["catalog.catalog.manage"])
 
 
 async def systems(view: View) -> list[dict[str, Any]]:
@@ -141,3 +148,86 @@ async def system_page(view: View) -> Response[Any]:
         labels=LABELS,
         panels=panels,
     )
+
+
+# -- the admin page ----------------------------------------------------------------------------
+
+#: Form actions of the catalog page: (procedure, input built from the form).
+ACTIONS = {
+    "createSystem": lambda f: {"name": f["name"], "description": f["description"] or None},
+    "createGroup": lambda f: {"name": f["name"], "description": f["description"] or None},
+    "addSystemToGroup": lambda f: {"groupId": f["groupId"], "systemId": f["systemId"]},
+    "removeSystemFromGroup": lambda f: {"groupId": f["groupId"], "systemId": f["systemId"]},
+}
+
+
+async def manage_page(view: View) -> Response[Any]:
+    """Systems (a page at a time) and groups: create, group, ungroup; delete on their own
+    confirmation pages."""
+    context: dict[str, Any] = {}
+    status = 200
+    if view.is_post:
+        form = await view.form()
+        action = form["action"]
+        build = ACTIONS.get(action)
+        if build is None:
+            raise RpcError(f"Unknown action: {action}", code="BAD_REQUEST")
+        values = build(form)
+        try:
+            await view.call("catalog", action, values)
+        except RpcError as error:
+            if error.code == "UNAUTHORIZED":
+                raise
+            context.update(error=error, errors=field_errors(error), values=values, failed=action)
+            status = error.status
+        else:
+            return view.redirect(MANAGE)
+    both = await view.batch("catalog", {"getSystems": None, "getGroups": None})
+    found = both["getSystems"]["systems"]
+    offset = offset_of(view.query, PAGE_SIZE)
+    return await view.render(
+        "catalog/manage.html",
+        title="Catalog",
+        systems=found[offset : offset + PAGE_SIZE],
+        all_systems=found,
+        names={s["id"]: s["name"] for s in found},
+        groups=both["getGroups"]["groups"],
+        total=len(found),
+        offset=offset,
+        limit=PAGE_SIZE,
+        status=status,
+        **context,
+    )
+
+
+async def _confirm_delete(view: View, kind: str, procedure: str, getter: str) -> Response[Any]:
+    item_id = view.params["id"]
+    if view.is_post:
+        await view.call("catalog", procedure, {"id": item_id})
+        return view.redirect(MANAGE)
+    if getter == "getSystem":
+        item = await view.call("catalog", "getSystem", {"id": item_id})
+    else:
+        groups = (await view.call("catalog", "getGroups"))["groups"]
+        item = next((g for g in groups if g["id"] == item_id), None)
+        if item is None:
+            raise RpcError(f"Group not found: {item_id}", code="NOT_FOUND")
+    return await view.render(
+        "core/confirm.html",
+        title=f"Delete {item['name']}",
+        question=f"Delete the {kind} “{item['name']}”?",
+        consequence="It disappears from the status page, with its team grants. "
+        "This cannot be undone.",
+        action=f"{MANAGE}/{kind}s/{item_id}/delete",
+        confirm_label="Delete",
+        danger=True,
+        cancel=MANAGE,
+    )
+
+
+async def delete_system_page(view: View) -> Response[Any]:
+    return await _confirm_delete(view, "system", "deleteSystem", "getSystem")
+
+
+async def delete_group_page(view: View) -> Response[Any]:
+    return await _confirm_delete(view, "group", "deleteGroup", "getGroups")
