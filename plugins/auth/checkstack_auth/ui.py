@@ -27,6 +27,7 @@ APPLICATIONS = f"{SETTINGS}/applications"
 ROLES = f"{SETTINGS}/roles"
 USERS = f"{SETTINGS}/users"
 TEAMS = f"{SETTINGS}/teams"
+PROFILE = "/auth/profile"
 #: Tabs of Authentication Settings: (label, path, a rule that makes the tab usable).
 TABS = (
     ("Users", USERS, "auth.users.read"),
@@ -57,6 +58,9 @@ def register(ui: UiRegistrar) -> None:
     ui.page(USERS, users_page)
     ui.page(USERS + "/{id:str}/roles", user_roles_page, methods=("POST",))
     ui.page(TEAMS, teams_page)
+    ui.page(TEAMS + "/{id:str}", team_page)
+    ui.page(PROFILE, profile_page)
+    ui.nav("Profile", PROFILE, order=990, rules=["signed-in"])
     ui.nav(
         "Authentication Settings",
         SETTINGS,
@@ -479,6 +483,104 @@ async def teams_page(view: View) -> Response[Any]:
         "auth/teams.html",
         title="Teams · Authentication Settings",
         teams=teams,
+        status=status,
+        **context,
+    )
+
+
+async def team_page(view: View) -> Response[Any]:
+    """A team: members (users and applications), managers and resource grants."""
+    team_id = view.params["id"]
+    context: dict[str, Any] = {}
+    status = 200
+    if view.is_post:
+        form = await view.form()
+        action = form["action"]
+        member = form["member"]  # "user:<id>" or "application:<id>"
+        kind, _sep, member_id = member.partition(":")
+        calls: dict[str, dict[str, Any]] = {
+            "addTeamMember": {"id": team_id, f"{kind}Id": member_id},
+            "removeTeamMember": {"id": team_id, f"{kind}Id": member_id},
+            "addTeamManager": {"id": team_id, "userId": form["userId"]},
+            "removeTeamManager": {"id": team_id, "userId": form["userId"]},
+            "grantTeamAccess": {
+                "teamId": team_id,
+                "resourceType": form["resourceType"],
+                "resourceId": form["resourceId"],
+                "level": form["level"],
+            },
+            "revokeTeamAccess": {
+                "teamId": team_id,
+                "resourceType": form["resourceType"],
+                "resourceId": form["resourceId"],
+            },
+        }
+        if action not in calls:
+            raise RpcError(f"Unknown action: {action}", code="BAD_REQUEST")
+        try:
+            await view.call("auth", action, calls[action])
+        except RpcError as error:
+            if error.code == "UNAUTHORIZED":
+                raise
+            context.update(error=error, errors=field_errors(error))
+            status = error.status
+        else:
+            return view.redirect(f"{TEAMS}/{team_id}")
+    team = await view.call("auth", "getTeam", {"id": team_id})
+    candidates: list[dict[str, str]] = []
+    users: list[dict[str, Any]] = []
+    principal = await view.principal()
+    if principal.holds("auth.users.read"):  # only to offer choices: the API decides
+        users = (await view.call("auth", "getUsers"))["users"]
+        candidates += [{"value": f"user:{u['id']}", "label": u["email"]} for u in users]
+    if principal.holds("auth.applications.manage"):
+        apps = (await view.call("auth", "getApplications"))["applications"]
+        candidates += [
+            {"value": f"application:{a['id']}", "label": f"{a['name']} (application)"} for a in apps
+        ]
+    return await _tab_page(
+        view,
+        "auth/team.html",
+        title=f"Team {team['name']} · Authentication Settings",
+        team=team,
+        candidates=candidates,
+        users=users,
+        status=status,
+        **context,
+    )
+
+
+async def profile_page(view: View) -> Response[Any]:
+    """One's own account: password change and sessions."""
+    context: dict[str, Any] = {}
+    status = 200
+    if view.is_post:
+        form = await view.form()
+        try:
+            if form["action"] == "revoke":
+                await view.call("auth", "revokeSession", {"id": form["sessionId"]})
+                context["notice"] = "The session was ended."
+            else:
+                await view.call(
+                    "auth",
+                    "changePassword",
+                    {
+                        "currentPassword": form["currentPassword"],
+                        "newPassword": form["newPassword"],
+                    },
+                )
+                context["notice"] = "Password changed; your other sessions were ended."
+        except RpcError as error:
+            if error.code == "UNAUTHORIZED" and form["action"] == "revoke":
+                raise
+            context.update(error=error, errors=field_errors(error))
+            status = error.status
+    data = await view.batch("auth", {"getCurrentUser": None, "getSessions": None})
+    return await view.render(
+        "auth/profile.html",
+        title="Profile",
+        user=data["getCurrentUser"],
+        sessions=data["getSessions"]["sessions"],
         status=status,
         **context,
     )

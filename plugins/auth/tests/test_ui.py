@@ -185,3 +185,62 @@ async def test_stale_session_cookie_is_cleared(checkstack_http):
     response = await checkstack_http.get("/")
     assert response.status_code == 303
     assert "checkstack_session=;" in response.headers["set-cookie"]
+
+
+async def test_profile_changes_the_password_and_lists_sessions(checkstack_http):
+    await onboard(checkstack_http)
+    page = await checkstack_http.get("/auth/profile")
+    assert page.status_code == 200
+    assert "root@example.com" in page.text and "This session" in page.text
+    weak = await checkstack_http.post(
+        "/auth/profile",
+        data={"action": "password", "currentPassword": PASSWORD, "newPassword": "short"},
+        headers=ORIGIN,
+    )
+    assert weak.status_code == 400 and 'class="alert alert-error"' in weak.text
+    changed = await checkstack_http.post(
+        "/auth/profile",
+        data={"action": "password", "currentPassword": PASSWORD, "newPassword": "New-pass-456"},
+        headers=ORIGIN,
+    )
+    assert changed.status_code == 200 and "Password changed" in changed.text
+    await checkstack_http.post("/logout", headers=ORIGIN)
+    relogin = await checkstack_http.post(
+        "/login",
+        data={"email": "root@example.com", "password": "New-pass-456"},
+        headers=ORIGIN,
+    )
+    assert relogin.status_code == 303
+
+
+async def test_team_page_members_managers_and_grants(checkstack_http):
+    await onboard(checkstack_http)
+    created = await checkstack_http.post(
+        "/auth/settings/teams", data={"name": "payroll"}, headers=ORIGIN
+    )
+    assert "Team “payroll” created." in created.text
+    team_id = re.search(r'href="/auth/settings/teams/([^"]+)"', created.text).group(1)  # type: ignore[union-attr]
+    token = await create_app(checkstack_http, "exporter")
+    app_id = token.split("_", 2)[1]
+    path = f"/auth/settings/teams/{team_id}"
+    page = await checkstack_http.get(path)
+    assert f'value="application:{app_id}"' in page.text
+    added = await checkstack_http.post(
+        path, data={"action": "addTeamMember", "member": f"application:{app_id}"}, headers=ORIGIN
+    )
+    assert added.status_code == 303
+    granted = await checkstack_http.post(
+        path,
+        data={
+            "action": "grantTeamAccess",
+            "resourceType": "auth.team",
+            "resourceId": team_id,
+            "level": "read",
+        },
+        headers=ORIGIN,
+    )
+    assert granted.status_code == 303, granted.text[granted.text.find('role="alert"') :][:300]
+    page = await checkstack_http.get(path)
+    assert "exporter" in page.text and "<code>auth.team</code>" in page.text
+    detail = await checkstack_http.post("/api/auth/", json={"getTeam": {"id": team_id}})
+    assert detail.json()["getTeam"]["members"][0]["id"] == app_id
