@@ -53,6 +53,18 @@ def test_main_pages_have_no_serious_violations(
         for tab in ("roles", "users", "teams"):
             page.goto(f"/auth/settings/{tab}")
             check(tab)
+        team = call_ok(url, cookie, "auth", "createTeam", {"name": "ops"})
+        for name, path in (
+            ("team", f"/auth/settings/teams/{team['id']}"),
+            ("profile", "/auth/profile"),
+            ("catalog-admin", "/catalog/manage"),
+            ("incidents-admin", "/incidents/manage"),
+            ("maintenance-admin", "/maintenance/manage"),
+        ):
+            page.goto(path)
+            for summary in page.locator("details > summary").all():
+                summary.click()  # check the create forms too
+            check(name)
         page.goto("/hello")
         check("hello")
         assert api(url, "catalog", "getSystems").status_code == 200
