@@ -244,3 +244,32 @@ async def test_team_page_members_managers_and_grants(checkstack_http):
     assert "exporter" in page.text and "<code>auth.team</code>" in page.text
     detail = await checkstack_http.post("/api/auth/", json={"getTeam": {"id": team_id}})
     assert detail.json()["getTeam"]["members"][0]["id"] == app_id
+
+
+async def test_role_checkboxes_without_javascript_and_refusals_in_place(
+    checkstack_http, principals
+):
+    await onboard(checkstack_http)
+    token = await create_app(checkstack_http, "ci")
+    app_id = token.split("_", 2)[1]
+    # Without JavaScript the row's Save button posts the form: back to the table.
+    saved = await checkstack_http.post(
+        f"/auth/settings/applications/{app_id}/roles",
+        data={"role": ["applications"]},
+        headers=ORIGIN,
+    )
+    assert saved.status_code == 303
+    assert saved.headers["location"] == "/auth/settings/applications"
+    # A key manager who is not an administrator cannot hand out the admin role: the API's
+    # refusal replaces the checkboxes (htmx), which show what is really stored.
+    manager = await principals.user("auth.applications.manage", "auth.roles.read")
+    checkstack_http.cookies.clear()
+    refused = await checkstack_http.post(
+        f"/auth/settings/applications/{app_id}/roles",
+        data={"role": ["applications", "admin"]},
+        headers={**ORIGIN, **manager.headers, "HX-Request": "true"},
+    )
+    assert refused.status_code == 200
+    assert 'class="save-status error"' in refused.text
+    assert "admin" in refused.text.split('class="save-status error"')[1]
+    assert 'value="admin" checked' not in refused.text
