@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checkstack_core.errors import RpcError
-from checkstack_core.ui import field_errors
+from checkstack_core.ui import field_errors, offset_of
 
 if TYPE_CHECKING:
     from litestar import Response
@@ -35,6 +35,8 @@ TABS = (
     ("Applications", APPLICATIONS, "auth.applications.manage"),
     ("Teams", TEAMS, "auth.teams.read"),
 )
+#: Rows per page of the Applications and Users tables.
+PAGE_SIZE = 50
 #: Roles every user or application holds implicitly: never offered as checkboxes.
 IMPLICIT_ROLES = ("users", "anonymous")
 #: Answers that mean "you may not", shown as such instead of as a failure.
@@ -207,6 +209,7 @@ async def applications_page(view: View, **context: Any) -> Response[Any]:
                 "created": True,
             }
     applications, roles = await _applications(view)
+    offset = offset_of(view.query, PAGE_SIZE)
     notice = {"deleted": "The application was deleted; its token no longer works."}.get(
         view.query.get("done", "")
     )
@@ -214,7 +217,10 @@ async def applications_page(view: View, **context: Any) -> Response[Any]:
         view,
         "auth/applications.html",
         title="Applications · Authentication Settings",
-        applications=applications,
+        applications=applications[offset : offset + PAGE_SIZE],
+        total=len(applications),
+        offset=offset,
+        limit=PAGE_SIZE,
         roles=roles,
         notice=notice,
         status=status,
@@ -428,11 +434,15 @@ async def users_page(view: View) -> Response[Any]:
         else:
             context["notice"] = f"User {user['email']} created."
     users, roles = await _users(view)
+    offset = offset_of(view.query, PAGE_SIZE)
     return await _tab_page(
         view,
         "auth/users.html",
         title="Users · Authentication Settings",
-        users=users,
+        users=users[offset : offset + PAGE_SIZE],
+        total=len(users),
+        offset=offset,
+        limit=PAGE_SIZE,
         roles=roles,
         status=status,
         **context,

@@ -273,3 +273,18 @@ async def test_role_checkboxes_without_javascript_and_refusals_in_place(
     assert 'class="save-status error"' in refused.text
     assert "admin" in refused.text.split('class="save-status error"')[1]
     assert 'value="admin" checked' not in refused.text
+
+
+async def test_the_applications_table_paginates(checkstack_http):
+    await onboard(checkstack_http)
+    for i in range(52):
+        response = await checkstack_http.post(
+            "/api/auth/", json={"createApplication": {"name": f"key-{i:02d}"}}
+        )
+        assert response.status_code == 200
+    first = await checkstack_http.get("/auth/settings/applications")
+    assert "1\u201350 of 52" in first.text
+    second = await checkstack_http.get("/auth/settings/applications", params={"offset": "50"})
+    assert "51\u201352 of 52" in second.text
+    rows = re.findall(r'<th scope="row" data-label="Name">([^<]+)</th>', second.text)
+    assert len(rows) == 2
