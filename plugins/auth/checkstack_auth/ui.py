@@ -76,7 +76,13 @@ def register(ui: UiRegistrar) -> None:
 
 def safe_next(target: str | None) -> str:
     """Where to go after signing in: a path on this server only (never ``//other.site``)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        # Browsers drop tabs and line breaks and read "\\" as "/": "/\t/evil" is "//evil".
+        or any(ch == "\\" or ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target)
+    ):
         return "/"
     return target
 

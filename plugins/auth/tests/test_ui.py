@@ -67,7 +67,14 @@ async def test_onboarding_first_then_login(checkstack_http: httpx.AsyncClient):
 
 async def test_login_never_redirects_off_site(checkstack_http: httpx.AsyncClient):
     await onboard(checkstack_http)
-    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+    for target in (
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        " //evil.example",
+    ):
         response = await checkstack_http.post(
             "/login",
             data={"email": "root@example.com", "password": PASSWORD, "next": target},
