@@ -159,6 +159,10 @@ def create_app(
 
     routes.extend(openapi_routes(host))
     host.call_hook("checkstack_register_routes", register=routes.append)
+    from .ui.server import UiServer
+
+    ui = UiServer(host)
+    routes.extend(ui.route_handlers())
 
     litestar = Litestar(
         route_handlers=routes,
@@ -168,6 +172,7 @@ def create_app(
         request_max_body_size=limit,
         debug=False,
         logging_config=None,
+        template_config=ui.template_config(),
     )
     litestar.state.host = host
     return CheckstackApp(host, litestar, documented.DocumentedProtocol(host.dispatcher, limit))
