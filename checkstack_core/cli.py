@@ -172,7 +172,7 @@ def db_upgrade() -> None:
     try:
         applied = run(upgrade())
     except Exception as exc:
-        raise click.ClickException(f"Upgrade failed: {type(exc).__name__}: {exc}") from exc
+        raise click.ClickException(f"Upgrade failed: {migrations.describe_error(exc)}") from exc
     for plugin_id, revisions in applied.items():
         state = ", ".join(revisions) if revisions else "up to date"
         click.echo(f"{plugin_id}: {state}")
