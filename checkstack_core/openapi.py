@@ -175,7 +175,8 @@ def route_handlers(host: Host) -> list[Any]:
 
     @get(DOCS_PATH, include_in_schema=False, name="docs")
     async def docs() -> Response[bytes]:
-        return Response(page.body, media_type="text/html; charset=utf-8", headers=page.headers)
+        # Litestar appends "; charset=utf-8" to text types itself: name it once.
+        return Response(page.body, media_type="text/html", headers=page.headers)
 
     return [openapi_json, docs]
 

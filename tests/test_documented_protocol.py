@@ -261,6 +261,15 @@ async def test_method_not_supported(checkstack_http, method):
     response = await checkstack_http.request(method, "/api/hello/")
     assert response.status_code == 405
     assert response.json()["code"] == "METHOD_NOT_SUPPORTED"
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("path", ["/api/openapi.json", "/api/docs", "/healthz", "/api/plugins"])
+async def test_a_405_on_any_route_says_what_it_accepts(checkstack_http, path):
+    response = await checkstack_http.delete(path)
+    assert response.status_code == 405
+    assert response.json()["code"] == "METHOD_NOT_SUPPORTED"
+    assert "GET" in response.headers["allow"].split(", ")
 
 
 async def test_body_over_the_limit(checkstack_http, checkstack_host):
