@@ -45,6 +45,7 @@ from .contract import CallerKind, Contract, InstanceAccess, Kind, Procedure
 from .dispatch import MAX_BATCH
 from .errors import STATUS_BY_CODE
 from .host import Host
+from .protocols.orpc import UNDEFINED
 
 logger = logging.getLogger("checkstack.openapi")
 
@@ -96,6 +97,7 @@ def build_document(host: Host) -> dict[str, Any]:
         (record.id, record.contract) for record in host.active() if record.contract is not None
     ]
     schemas, type_refs = _component_schemas(contracts)
+    _refuse_nul_in_inputs(schemas, contracts, type_refs)
     schemas.update(_fixed_schemas())
     tags: list[dict[str, Any]] = []
     paths: dict[str, Any] = {}
@@ -227,6 +229,74 @@ def _component_schemas(
     return dict(sorted(shared.items())), type_refs
 
 
+#: A string without NUL: the dispatcher refuses NUL anywhere in an input (PostgreSQL cannot
+#: store it), in object keys too.
+_NO_NUL = "^[^\\u0000]*$"
+_NESTED = ("items", "additionalProperties", "not")
+_NESTED_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def _refuse_nul_in_inputs(
+    schemas: dict[str, Any],
+    contracts: list[tuple[str, Contract]],
+    type_refs: dict[str, dict[Any, dict[str, Any]]],
+) -> None:
+    """State the no-NUL rule on every string of every input type (components used as inputs,
+    and those they refer to); outputs never hold NUL, as every input refused it."""
+    pending = [
+        name
+        for plugin_id, contract in contracts
+        for proc in contract.procedures
+        if proc.input is not None
+        for name in _refs(type_refs[plugin_id][proc.input])
+    ]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in schemas:
+            continue
+        seen.add(name)
+        schemas[name] = _without_nul(schemas[name])
+        pending.extend(_refs(schemas[name]))
+
+
+def _without_nul(schema: Any) -> Any:
+    """``schema`` with every string (and object key) it allows refused when it holds NUL.
+
+    A free-form value (``{}``, e.g. a ``dict[str, Any]``'s values) stays open: only a recursive
+    schema could follow it, and the server's check reaches any depth.
+    """
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return schema
+    result = dict(schema)
+    for key in _NESTED:
+        if isinstance(result.get(key), dict):
+            result[key] = _without_nul(result[key])
+    for key in _NESTED_LISTS:
+        if isinstance(result.get(key), list):
+            result[key] = [_without_nul(item) for item in result[key]]
+    if isinstance(result.get("properties"), dict):
+        result["properties"] = {k: _without_nul(v) for k, v in result["properties"].items()}
+    types = result.get("type")
+    kinds = set(types) if isinstance(types, list) else {types}
+    if "string" in kinds:
+        if "pattern" in result:  # one pattern per schema: the second one goes in allOf
+            result["allOf"] = [*result.get("allOf", []), {"pattern": _NO_NUL}]
+        else:
+            result["pattern"] = _NO_NUL
+    if "object" in kinds and "properties" not in result:
+        result["propertyNames"] = {"pattern": _NO_NUL}
+        if "additionalProperties" not in result:
+            # The values one level down; deeper ones stay open (see above).
+            result["additionalProperties"] = {
+                "anyOf": [
+                    {"type": ["null", "boolean", "number", "array", "object"]},
+                    {"type": "string", "pattern": _NO_NUL},
+                ]
+            }
+    return result
+
+
 def _refs(schema: Any) -> set[str]:
     """Names of the components ``schema`` refers to directly."""
     found: set[str] = set()
@@ -336,13 +406,17 @@ def _fixed_schemas() -> dict[str, Any]:
         },
         "OrpcMeta": {
             "title": "OrpcMeta",
-            "description": "oRPC serializer metadata: `[type, ...path]` entries (type 1 = a date "
-            "sent as an ISO 8601 string).",
+            "description": "oRPC serializer metadata: `[type, ...path]` entries, each naming a "
+            "value of `json` that JSON cannot carry as such: 0 bigint (a decimal string), 1 date "
+            "(an ISO 8601 string or null), 2 NaN and 3 undefined (null), 4 URL and 5 RegExp (a "
+            "string), 6 Set (an array), 7 Map (an array of [key, value] pairs). The path (object "
+            "keys and array indexes from the root of `json`) must exist in `json`; an empty "
+            "path is `json` itself.",
             "type": "array",
             "items": {
                 "type": "array",
-                "prefixItems": [{"type": "integer"}],
-                "items": {"type": ["string", "integer"]},
+                "prefixItems": [{"type": "integer", "enum": list(range(8))}],
+                "items": {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]},
                 "minItems": 1,
             },
         },
@@ -354,8 +428,24 @@ def _fixed_schemas() -> dict[str, Any]:
     }
 
 
+def input_required(proc: Procedure) -> bool:
+    """Whether the procedure refuses a missing (``null``) input: the server reads it as ``{}``,
+    which only an input type with a required field refuses."""
+    if proc.input is None:
+        return False
+    try:
+        fields = msgspec.structs.fields(proc.input)
+    except TypeError:  # not a Struct (a dict type): {} is a valid input
+        return False
+    return any(f.required for f in fields)
+
+
 def _input_schema(proc: Procedure, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    return {"$ref": _SCHEMAS + "NoInput"} if proc.input is None else refs[proc.input]
+    if proc.input is None:
+        return {"$ref": _SCHEMAS + "NoInput"}
+    if input_required(proc):
+        return refs[proc.input]
+    return {"anyOf": [refs[proc.input], {"type": "null"}]}
 
 
 def _output_schema(proc: Procedure, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
@@ -499,11 +589,47 @@ def _documented_operation(
     }
 
 
-def _envelope(schema: dict[str, Any], what: str) -> dict[str, Any]:
+def _request_envelope(proc: Procedure, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """The request body exactly as the server reads it: an envelope with no other keys, whose
+    ``json`` is required unless an absent input is valid (no input, or one whose fields are all
+    optional: then a ``null`` body is valid too); ``meta`` may be null or absent.
+
+    ``meta`` is documented as empty: inputs are plain JSON (times are ISO 8601 strings), so a
+    client needs none. The server accepts entries that name an existing value of ``json`` of the
+    type the entry says (``OrpcMeta``), which JSON Schema cannot express; the one a client sends
+    for an absent input, ``[[3]]`` (undefined, with ``json`` null or absent), is listed where an
+    absent input is valid.
+    """
+    envelope: dict[str, Any] = {
+        "type": "object",
+        "description": "oRPC envelope: `json` is the input, `meta` the serializer metadata "
+        "(see `OrpcMeta`; inputs need none).",
+        "properties": {
+            "json": _input_schema(proc, refs),
+            "meta": {"anyOf": [{"type": "array", "maxItems": 0}, {"type": "null"}]},
+        },
+        "additionalProperties": False,
+    }
+    if input_required(proc):
+        envelope["required"] = ["json"]
+        return envelope
+    undefined = {
+        "type": "object",
+        "description": "An absent input, as `@orpc/client` sends `undefined`.",
+        "properties": {"json": {"type": "null"}, "meta": {"const": [[UNDEFINED]]}},
+        "required": ["meta"],
+        "additionalProperties": False,
+    }
+    return {"anyOf": [envelope, undefined, {"type": "null"}]}
+
+
+def _response_envelope(schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
-        "description": f"oRPC envelope: `json` is the {what}, `meta` the serializer metadata.",
+        "description": "oRPC envelope: `json` is the output, `meta` the serializer metadata.",
         "properties": {"json": schema, "meta": {"$ref": _SCHEMAS + "OrpcMeta"}},
+        "required": ["json", "meta"],
+        "additionalProperties": False,
     }
 
 
@@ -513,7 +639,8 @@ def _orpc_path_item(
     plugin_id = contract.plugin_id
     text = proc.description.strip()
     description = (text + "\n\n" if text else "") + f"Access: {_access_text(contract, proc)}."
-    request = _envelope(_input_schema(proc, refs), "input")
+    request = _request_envelope(proc, refs)
+    required = input_required(proc)
     common = {
         "tags": [plugin_id],
         "summary": _summary(proc),
@@ -525,7 +652,7 @@ def _orpc_path_item(
         "200": {
             "description": "The procedure's output in the oRPC envelope.",
             "content": {
-                "application/json": {"schema": _envelope(_output_schema(proc, refs), "output")}
+                "application/json": {"schema": _response_envelope(_output_schema(proc, refs))}
             },
         },
         **_error_refs("OrpcError"),
@@ -535,7 +662,7 @@ def _orpc_path_item(
             "operationId": f"{plugin_id}.{proc.name}",
             **common,
             "requestBody": {
-                "required": False,
+                "required": required,
                 "content": {"application/json": {"schema": request, "example": {"json": {}}}},
             },
             "responses": responses,
@@ -549,7 +676,7 @@ def _orpc_path_item(
                 {
                     "name": "data",
                     "in": "query",
-                    "required": False,
+                    "required": required,
                     "description": "The same envelope as the POST body, JSON-encoded.",
                     "content": {"application/json": {"schema": request}},
                 }

@@ -78,12 +78,16 @@ BATCH_SUFFIX = "__batch__"
 BIGINT, DATE, NAN, UNDEFINED, URL, REGEXP, SET, MAP = range(8)
 
 _JSON = "application/json"
+# Every method, so that each one the protocol refuses gets its 405 with the path's own Allow
+# (Litestar would otherwise answer OPTIONS itself, allowing every method of the route).
 _ALL_METHODS = [
     HttpMethod.GET,
     HttpMethod.POST,
     HttpMethod.PUT,
     HttpMethod.PATCH,
     HttpMethod.DELETE,
+    HttpMethod.OPTIONS,
+    HttpMethod.HEAD,
 ]
 _encoder = msgspec.json.Encoder()
 _MISSING: Any = object()
