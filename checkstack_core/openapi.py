@@ -57,7 +57,7 @@ SESSION_COOKIE = "checkstack_session"
 _SCHEMAS = "#/components/schemas/"
 _RESPONSES = "#/components/responses/"
 #: Error statuses every procedure may answer with (409 comes from handlers' conflicts).
-_ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 500, 503)
+_ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429, 500, 503)
 _ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
     400: ("BAD_REQUEST", "Input validation failed"),
     401: ("UNAUTHORIZED", "Authentication required"),
@@ -66,10 +66,11 @@ _ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
     409: ("CONFLICT", "A system with this name already exists"),
     413: ("PAYLOAD_TOO_LARGE", "Request body exceeds the limit of 1048576 bytes"),
     415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported content type 'text/plain': send application/json"),
+    429: ("TOO_MANY_REQUESTS", "Too many failed logins: try again in 60 seconds"),
     500: ("INTERNAL_SERVER_ERROR", "Internal server error"),
     503: ("SERVICE_UNAVAILABLE", "Plugin catalog is unavailable"),
 }
-_FIXED_SCHEMAS = ("Error", "OrpcError", "OrpcMeta", "NoInput")
+_FIXED_SCHEMAS = ("Error", "OrpcError", "OrpcMeta", "NoInput", "JsonWithoutNul")
 
 _cache: weakref.WeakKeyDictionary[Host, tuple[dict[str, Any], bytes]] = weakref.WeakKeyDictionary()
 
@@ -261,10 +262,11 @@ def _refuse_nul_in_inputs(
 
 
 def _without_nul(schema: Any) -> Any:
-    """``schema`` with every string (and object key) it allows refused when it holds NUL.
+    """``schema`` with every string (and object key) it allows refused when it holds NUL, and
+    every time (``x-checkstack-time``) held to :data:`TIME_PATTERN`.
 
-    A free-form value (``{}``, e.g. a ``dict[str, Any]``'s values) stays open: only a recursive
-    schema could follow it, and the server's check reaches any depth.
+    A free-form object's values are ``JsonWithoutNul``, a recursive schema, as the server's
+    check reaches any depth.
     """
     if not isinstance(schema, dict) or "$ref" in schema:
         return schema
@@ -279,7 +281,9 @@ def _without_nul(schema: Any) -> Any:
         result["properties"] = {k: _without_nul(v) for k, v in result["properties"].items()}
     types = result.get("type")
     kinds = set(types) if isinstance(types, list) else {types}
-    if "string" in kinds:
+    if result.get(_TIME_MARK):
+        result["pattern"] = TIME_PATTERN  # holds no NUL either
+    elif "string" in kinds:
         if "pattern" in result:  # one pattern per schema: the second one goes in allOf
             result["allOf"] = [*result.get("allOf", []), {"pattern": _NO_NUL}]
         else:
@@ -287,13 +291,7 @@ def _without_nul(schema: Any) -> Any:
     if "object" in kinds and "properties" not in result:
         result["propertyNames"] = {"pattern": _NO_NUL}
         if "additionalProperties" not in result:
-            # The values one level down; deeper ones stay open (see above).
-            result["additionalProperties"] = {
-                "anyOf": [
-                    {"type": ["null", "boolean", "number", "array", "object"]},
-                    {"type": "string", "pattern": _NO_NUL},
-                ]
-            }
+            result["additionalProperties"] = {"$ref": _SCHEMAS + "JsonWithoutNul"}
     return result
 
 
@@ -339,7 +337,63 @@ def _plugin_schemas(
         describable, ref_template=_SCHEMAS + "{name}"
     )
     by_type.update(zip(describable, schemas, strict=True))
+    _state_times(describable, components)
     return by_type, components
+
+
+#: The times msgspec reads, as a pattern (it emits no format for a ``datetime`` that may be
+#: naive): RFC 3339 date and time with seconds and an offset. Stricter than the server where a
+#: pattern would not be exact: years 1000-8999 (the dispatcher refuses years 1 and 9999), days
+#: up to 28 (a pattern cannot know February), an offset always.
+TIME_PATTERN = (
+    r"^[1-8][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]"
+    r":[0-5][0-9](\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"
+)
+
+
+_TIME_MARK = "x-checkstack-time"
+
+
+def _state_times(types: list[Any], components: dict[str, Any]) -> None:
+    """Mark every time field of the structs in ``components`` (``x-checkstack-time``): inputs
+    state :data:`TIME_PATTERN` on them."""
+    seen: set[str] = set()
+    pending = list(msgspec.inspect.multi_type_info(types))
+    while pending:
+        info = pending.pop()
+        if isinstance(info, msgspec.inspect.StructType):
+            name = info.cls.__name__
+            component = components.get(name)
+            if name in seen or component is None:
+                continue
+            seen.add(name)
+            properties = component.get("properties", {})
+            for fld in info.fields:
+                if fld.encode_name in properties:
+                    properties[fld.encode_name] = _with_times(properties[fld.encode_name], fld.type)
+                pending.append(fld.type)
+        elif isinstance(info, msgspec.inspect.UnionType):
+            pending.extend(info.types)
+        elif isinstance(info, msgspec.inspect.CollectionType):
+            pending.append(info.item_type)
+        elif isinstance(info, msgspec.inspect.DictType):
+            pending.append(info.value_type)
+
+
+def _with_times(schema: Any, info: Any) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    if isinstance(info, msgspec.inspect.DateTimeType) and schema.get("type") == "string":
+        # Marked here, stated in inputs only (_without_nul): answers hold any valid time.
+        return {**schema, _TIME_MARK: True}
+    if isinstance(info, msgspec.inspect.UnionType) and isinstance(schema.get("anyOf"), list):
+        times = [t for t in info.types if isinstance(t, msgspec.inspect.DateTimeType)]
+        strings = [t for t in info.types if isinstance(t, msgspec.inspect.StrType)]
+        if times and not strings:  # the union's only string is the time
+            return {**schema, "anyOf": [_with_times(m, times[0]) for m in schema["anyOf"]]}
+    if isinstance(info, msgspec.inspect.CollectionType) and "items" in schema:
+        return {**schema, "items": _with_times(schema["items"], info.item_type)}
+    return schema
 
 
 def _rename_refs(schema: Any, rename: dict[str, str]) -> Any:
@@ -419,6 +473,20 @@ def _fixed_schemas() -> dict[str, Any]:
                 "items": {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]},
                 "minItems": 1,
             },
+        },
+        "JsonWithoutNul": {
+            "title": "JsonWithoutNul",
+            "description": "Any JSON value without NUL in its strings and keys.",
+            "anyOf": [
+                {"type": ["null", "boolean", "number"]},
+                {"type": "string", "pattern": _NO_NUL},
+                {"type": "array", "items": {"$ref": _SCHEMAS + "JsonWithoutNul"}},
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": _NO_NUL},
+                    "additionalProperties": {"$ref": _SCHEMAS + "JsonWithoutNul"},
+                },
+            ],
         },
         "NoInput": {
             "title": "NoInput",
@@ -731,6 +799,8 @@ _WHEN = {
     409: "a uniqueness or state conflict.",
     413: f"the body is over the size limit or the batch has more than {MAX_BATCH} procedures.",
     415: "the body is not JSON.",
+    429: "a plugin's rate limit was reached (the auth plugin's login throttle); `Retry-After` "
+    "says when to try again.",
     500: "an unexpected error (logged with the request id; no details in the body).",
     503: "the plugin failed to load.",
 }

@@ -431,3 +431,32 @@ async def test_an_undocumented_method_is_refused_with_the_documented_ones(checks
         response = await checkstack_http.request(method, path)
         assert response.status_code == 405
         assert set(response.headers["allow"].split(", ")) == documented
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-02T06:41:28Z",
+        "2026-02-28T23:59:59.123456789+13:59",
+        "1000-01-01T00:00:00-00:00",
+        "8999-12-28T12:00:00Z",
+    ],
+)
+def test_a_time_the_input_pattern_admits_is_accepted(text):
+    from datetime import datetime
+
+    from checkstack_core.limits import datetime_issues
+    from checkstack_core.openapi import TIME_PATTERN
+
+    assert re.search(TIME_PATTERN, text)
+    value = msgspec.convert(text, datetime)
+    assert datetime_issues(msgspec.json.encode(text), value) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-02-30T00:00:00Z", "9999-01-01T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01"]
+)
+def test_the_input_pattern_is_stricter_where_it_cannot_be_exact(text):
+    from checkstack_core.openapi import TIME_PATTERN
+
+    assert not re.search(TIME_PATTERN, text)
