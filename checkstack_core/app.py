@@ -40,7 +40,11 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         message = "Internal server error"
     else:
         message = str(exc.detail)
-    return documented.error_response(RpcError.from_code(code, message))
+    error = RpcError.from_code(code, message)
+    allow = (exc.headers or {}).get("allow")
+    if status == 405 and allow:
+        error.headers = {"Allow": allow}  # what the route does accept (RFC 9110 §15.5.6)
+    return documented.error_response(error)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -102,6 +102,20 @@ def _nul_path(value: Any, path: list[str | int]) -> list[str | int] | None:
     return None
 
 
+def _whole_floats_as_ints(value: Any) -> Any:
+    """``value`` with every float that is a whole number as an int (the same object when none)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        changed = {key: _whole_floats_as_ints(item) for key, item in value.items()}
+        same = all(changed[key] is item for key, item in value.items())
+        return value if same else changed
+    if isinstance(value, list):
+        items = [_whole_floats_as_ints(item) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
 def _reject_nul(raw: Any) -> bytes | None:
     """Refuse text holding NUL characters, which PostgreSQL cannot store (a 500 otherwise).
 
@@ -396,7 +410,15 @@ class Dispatcher:
         try:
             value = msgspec.convert({} if raw is None else raw, procedure.input)
         except msgspec.ValidationError as error:
-            raise validation_error(validation_issues(error)) from None
+            # JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees), which msgspec
+            # refuses for an int field. Only a failing input pays for the second try.
+            whole = _whole_floats_as_ints(raw)
+            if whole is raw:
+                raise validation_error(validation_issues(error)) from None
+            try:
+                value = msgspec.convert(whole, procedure.input)
+            except msgspec.ValidationError as again:
+                raise validation_error(validation_issues(again)) from None
         # Times a handler could not convert to UTC or compute with (year 1 or 9999).
         issues = datetime_issues(encoded, value) if encoded is not None else []
         if issues:
