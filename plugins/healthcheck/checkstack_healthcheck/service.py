@@ -804,7 +804,11 @@ async def record_runs(ctx: Context, outcomes: Sequence[Outcome]) -> None:
             )
             windows[key] = [r[0] for r in latest][::-1]
 
-    # 3. The runs.
+    # 3. The runs; a scheduled run whose assignment went meanwhile (unassigned, system or check
+    # deleted) is dropped: unassigning stops a check at once, even mid-run.
+    outcomes = [o for o in outcomes if o.system_id is None or (o.check_id, o.system_id) in states]
+    if not outcomes:
+        return
     inserted = await connection.execute(
         insert(RunRow).returning(col(RunRow.id), sort_by_parameter_order=True),
         [
