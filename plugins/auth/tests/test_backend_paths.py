@@ -120,11 +120,13 @@ async def test_an_authenticated_call_reads_the_version_only_with_its_key(
 ):
     """The version comes with the key's row; the call's later lookups (here the output filter)
     reuse what the call already validated instead of asking again."""
+    vault_plugin.ITEMS.update({"a": "A", "b": "B"})
     reader = await principals.app(READ)
     assert (await rpc("vault", "getItems", None, reader)).status_code == 200  # warm the cache
     with statements(checkstack_host) as seen:
         response = await rpc("vault", "getItems", None, reader)
     assert response.status_code == 200, response.text
+    assert [item["id"] for item in response.json()["getItems"]["items"]] == ["a", "b"]
     assert reading(seen, "auth_meta") == []
     assert reading(seen, "auth_role_rule") == []
 

@@ -93,3 +93,18 @@ async def test_a_grant_to_a_team_that_does_not_exist_is_not_found(rpc, ops):
     )
     assert granted.status_code == 404, granted.text
     assert granted.json()["message"] == "Team not found: no-such-team"
+
+
+async def test_granting_needs_the_rules_that_guard_the_type(rpc, principals, ops):
+    """Decided from every active contract, the one without a contract loaded first included."""
+    team_manager = await principals.user("auth.teams.manage")
+    granted = await rpc(
+        "auth", "grantTeamAccess", grant_input(ops["id"], "vault.item"), team_manager
+    )
+    assert granted.status_code == 403, granted.text
+    assert granted.json()["message"] == (
+        "You cannot grant access you do not hold: vault.item r1 (read)"
+    )
+    reader = await principals.user("auth.teams.manage", "vault.item.read")
+    allowed = await rpc("auth", "grantTeamAccess", grant_input(ops["id"], "vault.item"), reader)
+    assert allowed.status_code == 200, allowed.text

@@ -23,10 +23,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import msgspec
-
-from . import service, vault
-from .strategy import CheckResult
+from . import service
 
 if TYPE_CHECKING:
     from checkstack_core import Context
@@ -145,16 +142,9 @@ class Executor:
 
     async def _run(self, due: service.Due) -> None:
         started = datetime.now(UTC)
-        strategy = self._runtime.strategies.get(due.strategy_id)
-        if strategy is None:
-            result = CheckResult("unhealthy", message=f"Strategy not installed: {due.strategy_id}")
-        else:
-            try:
-                config = service.unseal(self._runtime.vault, strategy, due.config)
-            except (vault.NoKey, msgspec.ValidationError):
-                result = CheckResult("unhealthy", message="Stored config cannot be read")
-            else:
-                result = await service.probe(strategy, config, due.timeout_seconds)
+        result = await service.execute(
+            self._runtime, due.strategy_id, due.config, due.timeout_seconds
+        )
         self._queue.put_nowait(service.Outcome(due.check_id, due.system_id, started, result))
 
     async def _write_loop(self) -> None:

@@ -659,6 +659,18 @@ async def probe(strategy: Strategy[Any], config: Any, limit: float) -> CheckResu
     return result
 
 
+async def execute(rt: Runtime, strategy_id: str, stored: str, limit: float) -> CheckResult:
+    """One run of a stored check: its strategy, its config with secrets decrypted, the probe."""
+    strategy = rt.strategies.get(strategy_id)
+    if strategy is None:
+        return CheckResult("unhealthy", message=f"Strategy not installed: {strategy_id}")
+    try:
+        config = unseal(rt.vault, strategy, stored)
+    except (vault.NoKey, msgspec.ValidationError):
+        return CheckResult("unhealthy", message="Stored config cannot be read")
+    return await probe(strategy, config, limit)
+
+
 @dataclass(slots=True)
 class Outcome:
     """One finished run, waiting to be recorded."""
@@ -804,7 +816,11 @@ async def record_runs(ctx: Context, outcomes: Sequence[Outcome]) -> None:
             )
             windows[key] = [r[0] for r in latest][::-1]
 
-    # 3. The runs.
+    # 3. The runs; a scheduled run whose assignment went meanwhile (unassigned, system or check
+    # deleted) is dropped: unassigning stops a check at once, even mid-run.
+    outcomes = [o for o in outcomes if o.system_id is None or (o.check_id, o.system_id) in states]
+    if not outcomes:
+        return
     inserted = await connection.execute(
         insert(RunRow).returning(col(RunRow.id), sort_by_parameter_order=True),
         [
@@ -1097,18 +1113,8 @@ async def run_now(ctx: Context, input: RunNowInput) -> Run:
         )
         if not found:
             raise NotFound(f"Health check {check.id} is not assigned to system {input.system_id}")
-    rt = runtime(ctx)
-    strategy = rt.strategies.get(check.strategy_id)
     started = utcnow()
-    if strategy is None:
-        result = CheckResult("unhealthy", message=f"Strategy not installed: {check.strategy_id}")
-    else:
-        try:
-            config = unseal(rt.vault, strategy, check.config)
-        except (vault.NoKey, msgspec.ValidationError):
-            result = CheckResult("unhealthy", message="Stored config cannot be read")
-        else:
-            result = await probe(strategy, config, check.timeout_seconds)
+    result = await execute(runtime(ctx), check.strategy_id, check.config, check.timeout_seconds)
     outcome = Outcome(check.id, input.system_id, started, result)
     await record_runs(ctx, [outcome])
     assert outcome.run_id is not None
