@@ -22,7 +22,7 @@ import msgspec
 from sqlalchemy import bindparam, case, delete, func, insert, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Context, Level, NotFound, ServiceRef
@@ -383,7 +383,7 @@ async def list_checks(ctx: Context, input: GetHealthChecksInput) -> HealthCheckL
     if input.system_id is not None:
         statement = statement.where(
             col(CheckRow.id).in_(
-                sa_select(AssignmentRow.check_id).where(
+                sa_select(col(AssignmentRow.check_id)).where(
                     col(AssignmentRow.system_id) == input.system_id
                 )
             )
@@ -447,13 +447,12 @@ async def _reschedule(session: AsyncSession, check: CheckRow) -> None:
             .values(next_run_ms=None, interval_ms=interval)
         )
         return
-    rows = (
-        await session.exec(
-            sa_select(AssignmentRow.id, AssignmentRow.last_run_at, AssignmentRow.enabled).where(
-                assignments
-            )
-        )
-    ).all()
+    rows = await core_rows(
+        session,
+        sa_select(
+            col(AssignmentRow.id), col(AssignmentRow.last_run_at), col(AssignmentRow.enabled)
+        ).where(assignments),
+    )
     for assignment_id, last_run_at, enabled in rows:
         due = now if last_run_at is None else max(now, _ms(last_run_at) + interval)
         await session.exec(
@@ -466,7 +465,7 @@ async def _reschedule(session: AsyncSession, check: CheckRow) -> None:
 async def _systems_of_check(session: AsyncSession, check_id: str) -> list[str]:
     rows = await core_rows(
         session,
-        sa_select(AssignmentRow.system_id).where(col(AssignmentRow.check_id) == check_id),
+        sa_select(col(AssignmentRow.system_id)).where(col(AssignmentRow.check_id) == check_id),
     )
     return [r[0] for r in rows]
 
@@ -564,12 +563,12 @@ async def assign(ctx: Context, input: AssignInput) -> Assignment:
     stored_thresholds = None if thresholds is None else msgspec.json.encode(thresholds).decode()
     row = (
         await session.exec(
-            sa_select(AssignmentRow).where(
+            select(AssignmentRow).where(
                 col(AssignmentRow.check_id) == check.id,
                 col(AssignmentRow.system_id) == input.system_id,
             )
         )
-    ).scalar_one_or_none()
+    ).one_or_none()
     now = utcnow()
     if row is None:
         row = AssignmentRow(
@@ -809,7 +808,7 @@ async def record_runs(ctx: Context, outcomes: Sequence[Outcome]) -> None:
         state["parsed"] = thresholds
         if isinstance(thresholds, WindowThresholds):
             latest = await connection.execute(
-                sa_select(RunRow.status)
+                sa_select(col(RunRow.status))
                 .where(col(RunRow.check_id) == key[0], col(RunRow.system_id) == key[1])
                 .order_by(col(RunRow.id).desc())
                 .limit(thresholds.window_size)
@@ -846,10 +845,13 @@ async def record_runs(ctx: Context, outcomes: Sequence[Outcome]) -> None:
     changed: dict[tuple[str, str], dict[str, Any]] = {}
     moved: set[str] = set()  # systems one of whose checks changed status
     for outcome in outcomes:
-        key = (outcome.check_id, outcome.system_id)  # type: ignore[assignment]
-        state = states.get(key)  # type: ignore[arg-type]
-        if state is None:
+        if outcome.system_id is None:
+            continue  # a run of an unassigned check (runNow) moves no system
+        pair = (outcome.check_id, outcome.system_id)
+        found = states.get(pair)
+        if found is None:
             continue
+        state = found
         status = outcome.result.status
         if status == "healthy":
             state["healthy_streak"] += 1
@@ -863,8 +865,8 @@ async def record_runs(ctx: Context, outcomes: Sequence[Outcome]) -> None:
             )
         thresholds = state["parsed"]
         if isinstance(thresholds, WindowThresholds):
-            window = [*windows.get(key, []), status][-thresholds.window_size :]  # type: ignore[arg-type]
-            windows[key] = window  # type: ignore[index]
+            window = [*windows.get(pair, []), status][-thresholds.window_size :]
+            windows[pair] = window
             state["status"] = _window_status(thresholds, window)
         else:
             state["status"] = _consecutive_status(thresholds, state, state["status"])
@@ -872,8 +874,8 @@ async def record_runs(ctx: Context, outcomes: Sequence[Outcome]) -> None:
         state["last_status"] = status
         state["last_latency_ms"] = outcome.result.latency_ms
         if state["status"] != state["stored_status"]:
-            moved.add(key[1])  # type: ignore[arg-type]
-        changed[key] = state  # type: ignore[index]
+            moved.add(pair[1])
+        changed[pair] = state
     if changed:
         await connection.execute(
             _UPDATE_ASSIGNMENT,
@@ -1050,12 +1052,12 @@ async def reevaluate_systems(ctx: Context, system_ids: Iterable[str]) -> None:
         row.system_id: row
         for row in (
             await session.exec(
-                sa_select(SystemRow)
+                select(SystemRow)
                 .where(col(SystemRow.system_id).in_(ids))
                 .order_by(col(SystemRow.system_id))
                 .with_for_update()
             )
-        ).scalars()
+        )
     }
     connection = await session.connection()
     per_system: dict[str, dict[str, int]] = {system_id: {} for system_id in ids}
@@ -1106,7 +1108,7 @@ async def run_now(ctx: Context, input: RunNowInput) -> Run:
     if input.system_id is not None:
         found = await core_rows(
             session,
-            sa_select(AssignmentRow.id).where(
+            sa_select(col(AssignmentRow.id)).where(
                 col(AssignmentRow.check_id) == check.id,
                 col(AssignmentRow.system_id) == input.system_id,
             ),
@@ -1143,7 +1145,7 @@ _RUN_COLUMNS: tuple[Any, ...] = (
     col(RunRow.message),
     col(RunRow.started_at),
 )
-_KNOWN_SYSTEMS = sa_select(SystemRow.system_id)
+_KNOWN_SYSTEMS = sa_select(col(SystemRow.system_id))
 
 
 def _parse_cursor(cursor: str) -> int:
@@ -1271,17 +1273,17 @@ async def _health(ctx: Context, ids: list[str]) -> dict[str, SystemHealth]:
     for row in await connection.execute(_SYSTEMS, {"ids": ids}):
         out[row.system_id].status = row.status
         out[row.system_id].changed_at = row.changed_at
-    for row in await connection.execute(_HEALTH_CHECKS, {"ids": ids}):
-        out[row.system_id].checks.append(
+    for check in await connection.execute(_HEALTH_CHECKS, {"ids": ids}):
+        out[check.system_id].checks.append(
             CheckHealth(
-                check_id=row.check_id,
-                check_name=row.name,
-                status=row.status,
-                enabled=row.enabled,
-                paused=row.paused,
-                last_run_at=row.last_run_at,
-                last_status=row.last_status,
-                last_latency_ms=row.last_latency_ms,
+                check_id=check.check_id,
+                check_name=check.name,
+                status=check.status,
+                enabled=check.enabled,
+                paused=check.paused,
+                last_run_at=check.last_run_at,
+                last_status=check.last_status,
+                last_latency_ms=check.last_latency_ms,
             )
         )
     return out
