@@ -768,9 +768,17 @@ def _error_responses() -> dict[str, Any]:
                 }
             },
         }
+        orpc_content: dict[str, Any] = {}
+        orpc_description = description
+        if status == 400:
+            # A request line or URL the HTTP server itself cannot parse (e.g. a GET query string
+            # over about 64 KiB) is refused before it reaches the API, in plain text.
+            orpc_content["text/plain"] = {"schema": {"type": "string"}}
+            orpc_description += " A request the HTTP server cannot parse gets `text/plain`."
         responses[f"OrpcError{status}"] = {
-            "description": description,
+            "description": orpc_description,
             "content": {
+                **orpc_content,
                 "application/json": {
                     "schema": {"$ref": _SCHEMAS + "OrpcError"},
                     "example": {
@@ -783,7 +791,7 @@ def _error_responses() -> dict[str, Any]:
                         },
                         "meta": [],
                     },
-                }
+                },
             },
         }
     return responses
