@@ -94,7 +94,7 @@ class HttpConfig(_Config):
 #: Clients per event loop and TLS/redirect setting, used in turn. httpcore's pool scans every
 #: connection it holds for each request, so several small pools cost far less than one big one
 #: when hundreds of checks run at once.
-SHARDS = 8
+SHARDS = 32
 _CLIENTS: dict[tuple[int, bool, int, int], httpx.AsyncClient] = {}
 _turn = itertools.count()
 
@@ -107,7 +107,7 @@ def _client(verify: bool, max_redirects: int) -> httpx.AsyncClient:
         client = httpx.AsyncClient(
             verify=verify,
             max_redirects=max_redirects,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=16),
             timeout=None,
             trust_env=False,
         )
