@@ -30,6 +30,7 @@ import concurrent.futures
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -401,6 +402,8 @@ class Workspace:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         self.env.pop("PYTEST_ADDOPTS", None)
+        #: The fork server (.ci/mutation_fork.py) mutant runs go through, started on first use.
+        self._fork: subprocess.Popen[str] | None = None
 
     def check_imports(self) -> None:
         """The copy, not the installed work tree, must be what the tests import."""
@@ -449,26 +452,63 @@ class Workspace:
             *plugin,
             *tests,
         ]
-        try:
-            done = subprocess.run(
-                command,
-                cwd=self.dir,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=MUTANT_TIMEOUT if lines_out is None else 6 * MUTANT_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
+        if lines_out is None and hasattr(os, "fork"):
+            returncode, stdout, timed_out = self._forked(command[3:])
+        else:
+            try:
+                done = subprocess.run(
+                    command,
+                    cwd=self.dir,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=MUTANT_TIMEOUT if lines_out is None else 6 * MUTANT_TIMEOUT,
+                )
+            except subprocess.TimeoutExpired:
+                return False, "", True
+            returncode, stdout, timed_out = done.returncode, done.stdout, False
+        if timed_out:
             return False, "", True
         failed = next(
             (
                 line.split(" ", 1)[1].split(" - ")[0]
-                for line in done.stdout.splitlines()
+                for line in stdout.splitlines()
                 if line.startswith(("FAILED ", "ERROR "))
             ),
             "",
         )
-        return done.returncode == 0, failed, False
+        return returncode == 0, failed, False
+
+    def _forked(self, args: list[str]) -> tuple[int, str, bool]:
+        """(exit code, output, timed out) of ``pytest args`` in a child of the fork server."""
+        server = self._fork
+        if server is None or server.poll() is not None:
+            server = self._fork = subprocess.Popen(
+                [sys.executable, str(self.dir / ".ci" / "mutation_fork.py")],
+                cwd=self.dir,
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        assert server.stdin is not None and server.stdout is not None
+        out = self.dir.parent / f"{self.dir.name}.out"
+        server.stdin.write(json.dumps({"args": args, "out": str(out)}) + "\n")
+        server.stdin.flush()
+        pid = json.loads(server.stdout.readline())["pid"]
+        # A hang is noticed too: the child is killed once its time is up.
+        timer = threading.Timer(MUTANT_TIMEOUT, os.kill, (pid, signal.SIGKILL))
+        timer.start()
+        try:
+            returncode = json.loads(server.stdout.readline())["rc"]
+        finally:
+            timer.cancel()
+        return returncode, out.read_text(), returncode == -signal.SIGKILL
+
+    def close(self) -> None:
+        if self._fork is not None and self._fork.stdin is not None:
+            self._fork.stdin.close()
+            self._fork.wait(timeout=30)
 
     def write(self, path: str, text: str) -> None:
         (self.dir / path).write_text(text)
@@ -683,6 +723,8 @@ def main(argv: list[str] | None = None) -> int:
 
         with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
             list(pool.map(test_one, pending))
+        for worker in workers:
+            worker.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
