@@ -72,10 +72,16 @@ def test_documented_applications_flow(page, browser_context, checkstack_server, 
     assert not app_row.get_by_label(ROLE).is_checked()
 
     def last_used() -> str:
-        page.goto("/auth/settings/applications")
+        response = page.goto("/auth/settings/applications")
+        assert response is not None and response.ok, (
+            f"{response and response.status}: {page.content()[-3000:]}\n"
+            f"{checkstack_server.logs()[-3000:]}"
+        )
         assert page.get_by_role("textbox", name="Secret").count() == 0  # never shown again
         cell = row(page, "ci-pipeline").locator('td[data-label="Last Used"]')
-        return "" if "Never" in cell.inner_text() else cell.inner_text()
+        assert cell.count() == 1, page.content()[-3000:]
+        text = cell.inner_text()
+        return "" if "Never" in text else text
 
     # The call above shows in Last Used (written off the request, so poll).
     assert "UTC" in eventually(last_used)
