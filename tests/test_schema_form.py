@@ -118,3 +118,23 @@ def test_bad_values_are_left_for_validation_to_name():
         assert "expectedStatus" in str(error)
     else:  # pragma: no cover
         raise AssertionError("a text status should not validate")
+
+
+def test_validation_messages_land_beside_the_generated_fields():
+    from checkstack_core.errors import validation_error
+    from checkstack_core.ui import field_errors
+
+    error = validation_error(
+        [{"message": "Expected `int`, got `str`", "path": ["config", "expectedStatus"]}]
+    )
+    errors = field_errors(error, full_path=True)
+    assert errors == {"config.expectedStatus": "Expected `int`, got `str`"}
+    env = Environment(
+        loader=PrefixLoader({"core": FileSystemLoader(ui_server.HERE / "templates")}),
+        autoescape=True,
+    )
+    html = env.from_string(
+        '{% from "core/schema_form.html" import schema_fields %}{{ schema_fields(fields, errors) }}'
+    ).render(fields=form_fields(SCHEMA), errors=errors)
+    assert 'id="sf-config-expectedStatus-error">Expected `int`, got `str`</p>' in html
+    assert 'aria-describedby="sf-config-expectedStatus-error"' in html
