@@ -16,7 +16,7 @@ def test_incident_from_the_console_reaches_the_status_page(
     page.get_by_role("link", name="Catalog").click()
     page.get_by_text("Create System").click()
     create = page.get_by_role("form", name="Create System")
-    create.get_by_label("Name").fill("Checkout")
+    create.get_by_label("Name", exact=True).fill("Checkout")
     create.get_by_role("button", name="Create", exact=True).click()
     page.get_by_role("rowheader", name="Checkout").wait_for()
 
