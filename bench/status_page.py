@@ -10,8 +10,9 @@ at a time over a keep-alive connection, as an anonymous visitor:
 - **page**: ``GET /`` — every section rendered to HTML (systems by group, open incidents and
   maintenance with their timelines, history);
 - **reads** (the baseline): the same procedures the page calls, through the documented protocol
-  as JSON (``getSystems`` + ``getGroups``, ``getIncidents`` twice and ``getIncident`` per open
-  incident, ``getWindows`` twice and ``getWindow`` per active window).
+  as JSON (``getSystems`` + ``getGroups``, ``getBulkSystemHealth`` when the healthcheck plugin
+  is installed, ``getIncidents`` twice and ``getIncident`` per open incident, ``getWindows``
+  twice and ``getWindow`` per active window).
 
 Rounds alternate between the two, so machine noise hits both alike. It prints the median and
 p95 milliseconds of each and the ratio page / reads (what rendering adds to reading); the
@@ -54,6 +55,10 @@ def page(client: httpx.Client) -> None:
     assert response.status_code == 200 and "Region 9" in response.text, response.status_code
 
 
+#: ``{"systemIds": [...]}`` for ``getBulkSystemHealth``, or ``None`` without healthcheck.
+HEALTH_INPUT: dict[str, list[str]] | None = None
+
+
 def reads(client: httpx.Client) -> None:
     def post(plugin: str, calls: dict[str, object]) -> dict[str, object]:
         response = client.post(f"/api/{plugin}/", json=calls)
@@ -61,6 +66,8 @@ def reads(client: httpx.Client) -> None:
         return dict(response.json())
 
     post("catalog", {"getSystems": {}, "getGroups": {}})
+    if HEALTH_INPUT is not None:
+        post("healthcheck", {"getBulkSystemHealth": HEALTH_INPUT})
     open_incidents = post("incident", {"getIncidents": {"limit": 50}})["getIncidents"]
     for incident in open_incidents["incidents"][:10]:  # type: ignore[index]
         post("incident", {"getIncident": {"id": incident["id"]}})
@@ -92,6 +99,12 @@ def main() -> int:
         ) as url:
             stack = prepare(url, systems=args.systems)
             add_groups(url, stack.system_ids)
+            global HEALTH_INPUT
+            health = {"systemIds": stack.system_ids}
+            probe = httpx.post(
+                f"{url}/api/healthcheck/", json={"getBulkSystemHealth": health}, timeout=60
+            )
+            HEALTH_INPUT = health if probe.status_code == 200 else None
             timings: dict[str, list[float]] = {"page": [], "reads": []}
             with httpx.Client(base_url=url, timeout=60) as client:
                 for _ in range(5):  # warm up both paths
@@ -101,7 +114,11 @@ def main() -> int:
                     timings["page"].append(measure(client, page))
                     timings["reads"].append(measure(client, reads))
 
-    print(f"status page, {args.systems} systems in 10 groups, {args.db}, {args.rounds} rounds")
+    health = "with health" if HEALTH_INPUT is not None else "no healthcheck plugin"
+    print(
+        f"status page, {args.systems} systems in 10 groups ({health}), {args.db}, "
+        f"{args.rounds} rounds"
+    )
     for name, values in timings.items():
         print(
             f"  {name:6} median {statistics.median(values):7.1f} ms"

@@ -24,6 +24,7 @@ from .observability import RequestIdMiddleware, current_request_id
 from .protocols import documented, orpc
 from .protocols.common import check_request, request_info
 from .settings import Settings
+from .ui.server import UiServer, not_found_page
 
 logger = logging.getLogger("checkstack.http")
 _CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
@@ -32,6 +33,8 @@ _CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     code = _CODE_BY_STATUS.get(status, "INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_REQUEST")
+    if status == 404 and (page := not_found_page(request)) is not None:
+        return page  # a browser at a mistyped address of the web UI
     if status == 404:
         message = f"No route for {request.method} {request.url.path}"
     elif status == 405:
@@ -163,8 +166,6 @@ def create_app(
 
     routes.extend(openapi_routes(host))
     host.call_hook("checkstack_register_routes", register=routes.append)
-    from .ui.server import UiServer
-
     ui = UiServer(host)
     routes.extend(ui.route_handlers())
 

@@ -97,3 +97,14 @@ async def test_api_paths_are_untouched(checkstack_http):
     assert "content-security-policy" not in response.headers
     missing = await checkstack_http.get("/api/nope/x")
     assert missing.headers["content-type"].startswith("application/json")
+
+
+async def test_unknown_pages_answer_a_page_to_browsers_and_json_to_clients(checkstack_http):
+    browser = await checkstack_http.get("/no-such-page", headers={"Accept": "text/html"})
+    assert browser.status_code == 404
+    assert browser.headers["content-type"].startswith("text/html")
+    assert "There is no page at this address." in browser.text
+    client = await checkstack_http.get("/no-such-page")
+    assert client.status_code == 404 and client.json()["code"] == "NOT_FOUND"
+    api = await checkstack_http.get("/api/nope/x", headers={"Accept": "text/html"})
+    assert api.headers["content-type"].startswith("application/json")

@@ -185,13 +185,16 @@ class UiRegistrar:
             raise ValueError(f"UI prefix {prefix!r} is registered twice")
 
 
-def field_errors(error: Any) -> dict[str, str]:
+def field_errors(error: Any, *, full_path: bool = False) -> dict[str, str]:
     """``{"name": "Expected ..."}`` from an ``RpcError``'s validation issues, keyed by the first
-    element of each issue's path (``""`` for the input as a whole), to show next to fields."""
+    element of each issue's path (``""`` for the input as a whole), to show next to fields.
+    ``full_path``: keyed by the whole path joined with ``.`` (``config.expectedStatus``), as
+    the fields of :mod:`~checkstack_core.ui.schema_form` are named."""
     found: dict[str, str] = {}
     for issue in (getattr(error, "data", None) or {}).get("issues", []) or []:
-        path = issue.get("path") or []
-        found.setdefault(str(path[0]) if path else "", str(issue.get("message", "")))
+        path = [str(p) for p in issue.get("path") or []]
+        key = ".".join(path) if full_path else (path[0] if path else "")
+        found.setdefault(key, str(issue.get("message", "")))
     return found
 
 

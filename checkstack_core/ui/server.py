@@ -61,6 +61,29 @@ def check_form_post(info: Any, base_url: str | None) -> None:
     check_origin(info, base_url)
 
 
+_NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Not found · Checkstack</title><link rel="stylesheet" href="/static/core/app.css"></head>
+<body><main id="main"><h1>Not found</h1>
+<p class="alert alert-error" role="alert">There is no page at this address.</p>
+<p><a href="/">Go to the status page</a></p></main></body></html>
+"""
+
+
+def not_found_page(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """A page instead of JSON when a browser asks for an address outside ``/api`` that does
+    not exist; ``None`` for anything else (API clients keep the documented error shape)."""
+    path = request.url.path
+    if path == "/api" or path.startswith("/api/"):
+        return None
+    if "text/html" not in request.headers.get("accept", ""):
+        return None
+    return Response(
+        _NOT_FOUND_PAGE, status_code=404, media_type="text/html", headers=SECURITY_HEADERS
+    )
+
+
 def format_time(value: Any, style: str = "datetime") -> str:
     """A datetime as people read it, in UTC (``2026-12-02 06:40 UTC``)."""
     if value is None or value == "":

@@ -46,7 +46,7 @@ def test_main_pages_have_no_serious_violations(
         sign_in(page)
         page.goto("/auth/settings/applications")
         page.get_by_text("Create Application").click()
-        page.get_by_label("Name").fill("ci")
+        page.get_by_label("Name", exact=True).fill("ci")
         page.get_by_role("button", name="Create", exact=True).click()
         page.get_by_text("Copy the secret now").wait_for()
         check("applications")

@@ -26,7 +26,7 @@ def create_role_in_browser(page: Any, name: str, rule: str) -> None:
     page.get_by_role("link", name="Roles", exact=True).click()
     page.wait_for_url("**/auth/settings/roles")
     page.get_by_text("Create Role").click()
-    page.get_by_label("Name").fill(name)
+    page.get_by_label("Name", exact=True).fill(name)
     page.get_by_label(rule).check()
     page.get_by_role("button", name="Create", exact=True).click()
     page.get_by_text(f"Role “{name}” created.").wait_for()
@@ -48,7 +48,7 @@ def test_documented_applications_flow(page, browser_context, checkstack_server, 
     page.wait_for_url("**/auth/settings/applications")
     # 2. Click Create Application; 3. enter a name and optional description
     page.get_by_text("Create Application").click()
-    page.get_by_label("Name").fill("ci-pipeline")
+    page.get_by_label("Name", exact=True).fill("ci-pipeline")
     page.get_by_label("Description").fill("Deploys from CI")
     page.get_by_role("button", name="Create", exact=True).click()
     # 4. Copy the secret immediately - it will never be shown again
@@ -72,10 +72,16 @@ def test_documented_applications_flow(page, browser_context, checkstack_server, 
     assert not app_row.get_by_label(ROLE).is_checked()
 
     def last_used() -> str:
-        page.goto("/auth/settings/applications")
+        response = page.goto("/auth/settings/applications")
+        assert response is not None and response.ok, (
+            f"{response and response.status}: {page.content()[-3000:]}\n"
+            f"{checkstack_server.logs()[-3000:]}"
+        )
         assert page.get_by_role("textbox", name="Secret").count() == 0  # never shown again
         cell = row(page, "ci-pipeline").locator('td[data-label="Last Used"]')
-        return "" if "Never" in cell.inner_text() else cell.inner_text()
+        assert cell.count() == 1, page.content()[-3000:]
+        text = cell.inner_text()
+        return "" if "Never" in text else text
 
     # The call above shows in Last Used (written off the request, so poll).
     assert "UTC" in eventually(last_used)
@@ -132,7 +138,7 @@ def test_applications_tab_by_keyboard_alone(page, checkstack_server):
 
     tab_to(page.get_by_text("Create Application"))
     page.keyboard.press("Enter")  # opens the form
-    tab_to(page.get_by_label("Name"))
+    tab_to(page.get_by_label("Name", exact=True))
     page.keyboard.type("keyboard-key")
     tab_to(page.get_by_role("button", name="Create", exact=True))
     page.keyboard.press("Enter")

@@ -4,6 +4,7 @@ refresh that brings news without reloading the page, and a phone's width."""
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,3 +163,51 @@ def test_status_page_fits_a_phone(playwright_browser, checkstack_server, screens
         screenshot(page, "status-page-phone-dark")
     finally:
         context.close()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("checkstack_healthcheck_http") is None,
+    reason="the healthcheck plugin and its HTTP strategy are not installed",
+)
+def test_degraded_system_as_a_visitor(page, checkstack_server):
+    """With the healthcheck plugin installed: a check failing twice makes its system degraded
+    (the default thresholds), and the visitor's status page says so."""
+    from checkstack_core.testing.server import free_port
+
+    url = checkstack_server.url
+    cookie = onboard_by_api(url)
+    seeded = seed(url, cookie)
+    search = call_ok(url, cookie, "catalog", "createSystem", {"name": "Search"})
+    check = call_ok(
+        url,
+        cookie,
+        "healthcheck",
+        "createHealthCheck",
+        {
+            "name": "search answers",
+            "strategyId": "http",
+            # Nothing listens there: every run fails at once.
+            "config": {"url": f"http://127.0.0.1:{free_port()}/health"},
+            "intervalSeconds": 3600,
+            "timeoutSeconds": 2,
+        },
+    )
+    call_ok(
+        url,
+        cookie,
+        "healthcheck",
+        "assignHealthCheck",
+        {"id": check["id"], "systemId": search["id"]},
+    )
+    for _ in range(2):
+        call_ok(url, cookie, "healthcheck", "runNow", {"id": check["id"], "systemId": search["id"]})
+
+    page.goto("/")
+    systems = page.get_by_role("region", name="Systems")
+    entry = systems.get_by_role("listitem").filter(has=page.get_by_role("link", name="Search"))
+    assert "Degraded" in entry.inner_text()
+    assert page.get_by_text("Some systems are degraded").is_visible()
+    website = systems.get_by_role("listitem").filter(has=page.get_by_role("link", name="Website"))
+    assert "Operational" in website.inner_text()  # no checks: healthy
+    assert page.get_by_role("article", name="Elevated error rates on the API").is_visible()
+    assert seeded["secret"]["name"] not in page.content()

@@ -59,6 +59,7 @@ def register(ui: UiRegistrar) -> None:
     ui.page(ROLES + "/{id:str}/delete", delete_role_page)
     ui.page(USERS, users_page)
     ui.page(USERS + "/{id:str}/roles", user_roles_page, methods=("POST",))
+    ui.page(USERS + "/{id:str}/delete", delete_user_page)
     ui.page(TEAMS, teams_page)
     ui.page(TEAMS + "/{id:str}", team_page)
     ui.page(PROFILE, profile_page)
@@ -472,6 +473,29 @@ async def user_roles_page(view: View) -> Response[Any]:
     user = next((u for u in users if u["id"] == user_id), {"id": user_id, "roles": wanted})
     return await view.render(
         "auth/_user_roles.html", user=user, roles=roles, save_message=message, save_failed=failed
+    )
+
+
+async def delete_user_page(view: View) -> Response[Any]:
+    user_id = view.params["id"]
+    if view.is_post:
+        await view.call("auth", "deleteUser", {"id": user_id})
+        return view.redirect(USERS)
+    users = (await view.call("auth", "getUsers"))["users"]
+    user = next((u for u in users if u["id"] == user_id), None)
+    if user is None:
+        raise RpcError(f"User not found: {user_id}", code="NOT_FOUND")
+    return await _tab_page(
+        view,
+        "auth/confirm.html",
+        title=f"Delete {user['email']}",
+        question=f"Delete the user {user['email']}?",
+        consequence="Their sessions end at once and they can no longer sign in. "
+        "This cannot be undone.",
+        action=f"{USERS}/{user_id}/delete",
+        confirm_label="Delete",
+        danger=True,
+        cancel=USERS,
     )
 
 

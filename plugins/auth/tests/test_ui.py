@@ -295,3 +295,30 @@ async def test_the_applications_table_paginates(checkstack_http):
     assert "51\u201352 of 52" in second.text
     rows = re.findall(r'<th scope="row" data-label="Name">([^<]+)</th>', second.text)
     assert len(rows) == 2
+
+
+async def test_users_tab_creates_and_deletes_users(checkstack_http):
+    await onboard(checkstack_http)
+    created = await checkstack_http.post(
+        "/auth/settings/users",
+        data={"email": "ops@example.com", "name": "Ops", "password": "Ops-pass-789"},
+        headers=ORIGIN,
+    )
+    assert "User ops@example.com created." in created.text
+    user_id = re.search(
+        r'href="/auth/settings/users/([^"/]+)/delete"[^>]*>Delete<span'
+        r' class="visually-hidden"> ops@example.com',
+        created.text,
+    ).group(1)  # type: ignore[union-attr]
+    confirm = await checkstack_http.get(f"/auth/settings/users/{user_id}/delete")
+    assert "Delete the user ops@example.com?" in confirm.text
+    deleted = await checkstack_http.post(f"/auth/settings/users/{user_id}/delete", headers=ORIGIN)
+    assert deleted.status_code == 303
+    assert "ops@example.com" not in (await checkstack_http.get("/auth/settings/users")).text
+    # The last administrator stays: the API's refusal is the page.
+    me = (await checkstack_http.post("/api/auth/", json={"getCurrentUser": {}})).json()
+    refused = await checkstack_http.post(
+        f"/auth/settings/users/{me['getCurrentUser']['id']}/delete", headers=ORIGIN
+    )
+    assert refused.status_code in (403, 409)
+    assert 'class="alert alert-error"' in refused.text
