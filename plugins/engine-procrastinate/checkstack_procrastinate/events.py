@@ -33,7 +33,14 @@ from checkstack_core.events import (
     check_subscription,
 )
 
-from .runtime import BROADCAST_CHANNEL, EVENT_TASK, EVENTS_QUEUE, RetryLater, Runtime
+from .runtime import (
+    BROADCAST_CHANNEL,
+    EVENT_TASK,
+    EVENTS_QUEUE,
+    RetryLater,
+    Runtime,
+    due_priority,
+)
 
 logger = logging.getLogger("checkstack.events")
 
@@ -166,6 +173,7 @@ class ProcrastinateEventBus:
                 lock=None,
                 queueing_lock=None,
                 task_kwargs={"event": event.name, "id": event.id, "group": sub.qualified_group},
+                priority=due_priority(event.emitted_at),
             )
             for sub in groups
         ]

@@ -55,6 +55,21 @@ HOUSEKEEPING_EVERY = 60.0
 Cursor = psycopg.AsyncCursor[DictRow]
 
 
+#: Origin of :func:`due_priority` (an ``integer`` column: seconds since it fit for 68 years).
+_PRIORITY_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def due_priority(due: datetime) -> int:
+    """The procrastinate priority of a job due at ``due``: the earlier, the higher.
+
+    procrastinate fetches the highest priority first, scanning pending jobs in that order until
+    one is due. With equal priorities it scans by id, through every job scheduled for later: the
+    cost of each fetch grew with the number of schedules. Earliest-due-first finds a due job at
+    the head of the index, and runs overdue work before work that only just fell due.
+    """
+    return -int((due - _PRIORITY_EPOCH).total_seconds())
+
+
 class RetryLater(Exception):
     """Raised by a task to have procrastinate run its job again at ``retry_at``."""
 
