@@ -121,6 +121,7 @@ class Runtime:
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
+        self._stopping = False
         retry = _Retry()
 
         @self.app.task(name=JOB_TASK, queue=JOBS_QUEUE, pass_context=True, retry=retry)
@@ -276,8 +277,13 @@ class Runtime:
             worker.stop()
             await asyncio.gather(recovery, stopping, return_exceptions=True)
             await run  # procrastinate's graceful shutdown: finish, or release after the timeout
+        if not stop.is_set() and not self._stopping:
+            # procrastinate stops itself when one of its side tasks fails (e.g. the database
+            # went away): exit non-zero, so a supervisor restarts the worker.
+            raise RuntimeError("The procrastinate worker stopped on its own (see the log above)")
 
     async def stop_worker(self) -> None:
+        self._stopping = True
         if self._worker is not None:
             self._worker.stop()
         if self._worker_task is not None:

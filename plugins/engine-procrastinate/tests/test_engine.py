@@ -261,3 +261,14 @@ async def test_work_of_a_dead_worker_is_run_by_a_live_one(pg_engines: Engines) -
     live.jobs.register("m.job", job, plugin_id="m")
     await live.start()  # its recovery pass hands the dead worker's jobs back to the queue
     await wait_until(lambda: delivered == ["1"] and ran == ["k"])
+
+
+async def test_a_worker_that_stops_on_its_own_fails_loudly(pg_engines: Engines) -> None:
+    process = pg_engines.process()
+    await process.start()
+    runtime = process.runtime
+    await wait_until(lambda: runtime.working)
+    runtime._worker.stop()  # what procrastinate does when a side task (its listener...) fails
+    assert process.worker is not None
+    with pytest.raises(RuntimeError, match="stopped on its own"):
+        await process.worker
