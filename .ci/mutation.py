@@ -59,6 +59,7 @@ AUTH = "plugins/auth/tests/"
 #: teams and the generated matrix.
 AUTHZ_TESTS = [
     AUTH + "test_targets_every_name.py",
+    AUTH + "test_resource_types.py",
     AUTH + "test_targets.py",
     AUTH + "test_grant_levels_access.py",
     AUTH + "test_teams.py",
@@ -104,6 +105,7 @@ TARGETS = [
         [
             AUTH + "test_request_path.py",
             AUTH + "test_backend_facts.py",
+            AUTH + "test_backend_paths.py",
             "tests/test_access.py",
             AUTH + "test_grant_levels_access.py",
             AUTH + "test_teams.py",
@@ -117,6 +119,9 @@ TARGETS = [
         "dispatch",
         "checkstack_core/dispatch.py",
         [
+            # Guarded rules in pairs, dotted ids, outputs, in-process calls; database faults.
+            "tests/test_dispatch_paths.py",
+            "tests/test_dispatch_faults.py",
             *CORE_ACCESS,
             "tests/test_hostile_input.py",
             # The pool, transactions and lost connections; ids named in denials.
@@ -143,7 +148,12 @@ TARGETS = [
     Target(
         "grants",
         SERVICE + "grants.py",
-        [AUTH + "test_grant_levels_access.py", AUTH + "test_teams.py", AUTH + "test_targets.py"],
+        [
+            AUTH + "test_resource_types.py",
+            AUTH + "test_grant_levels_access.py",
+            AUTH + "test_teams.py",
+            AUTH + "test_targets.py",
+        ],
         functions=frozenset({"_check_resource_type", "grant", "revoke", "set_team_only"}),
     ),
     Target(
@@ -485,23 +495,31 @@ def load_equivalent() -> dict[str, str]:
 LineMap = dict[str, dict[int, list[str]]]
 
 
-def line_map(base: Path, workers: list[Workspace]) -> LineMap:
-    """Merge what each worker's traced baseline recorded, with paths relative to the copy."""
+def line_map(base: Path, workers: list[Workspace]) -> tuple[LineMap, dict[str, float]]:
+    """Merge what each worker's traced baseline recorded, with paths relative to the copy, and
+    how long each test took."""
     merged: LineMap = {}
+    durations: dict[str, float] = {}
     for number, worker in enumerate(workers):
         out = base / f"lines-{number}.json"
         if not out.exists():
             continue
-        for path, lines in json.loads(out.read_text()).items():
+        recorded = json.loads(out.read_text())
+        durations.update(recorded["durations"])
+        for path, lines in recorded["lines"].items():
             relative = str(Path(path).relative_to(worker.dir))
             for line, tests in lines.items():
                 merged.setdefault(relative, {}).setdefault(int(line), []).extend(tests)
-    return merged
+    return merged, durations
 
 
-def tests_for(mutant: Mutant, target: Target, runs: LineMap) -> list[str]:
-    """The tests of ``target``'s selection that run a line of ``mutant``, in the selection's
-    order: only they can notice it, so running them gives the whole selection's verdict."""
+def tests_for(
+    mutant: Mutant, target: Target, runs: LineMap, durations: dict[str, float] | None = None
+) -> list[str]:
+    """The tests of ``target``'s selection that run a line of ``mutant``: only they can notice
+    it, so running them gives the whole selection's verdict. Fastest first (by the baseline's
+    durations, then the selection's order): with ``-x`` the first failure ends the run, and any
+    test that runs the line may be the one, so a quick one is tried before a slow one."""
     lines = runs.get(mutant.path, {})
     found: dict[str, None] = {}
     for line in range(mutant.line, max(mutant.line, mutant.end_line) + 1):
@@ -511,7 +529,8 @@ def tests_for(mutant: Mutant, target: Target, runs: LineMap) -> list[str]:
         return list(target.tests)
     rank = {path: position for position, path in enumerate(target.tests)}
     chosen = [t for t in found if t.split("::")[0] in rank]
-    return sorted(chosen, key=lambda t: rank[t.split("::")[0]])
+    took = durations or {}
+    return sorted(chosen, key=lambda t: (took.get(t, 0.0), rank[t.split("::")[0]]))
 
 
 def load_killed(path: Path) -> dict[tuple[str, int, str], str]:
@@ -620,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
             if not passed:
                 print(f"mutation: baseline fails ({failed}); fix the suite first", flush=True)
                 return 2
-        runs = line_map(base, workers)
+        runs, durations = line_map(base, workers)
         print(
             f"mutation: baselines pass; {len(run.mutants)} mutants, {len(workers)} workers",
             flush=True,
@@ -634,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
                 worker = free.pop()
             target = by_name[mutant.target]
             try:
-                selection = tests_for(mutant, target, runs)
+                selection = tests_for(mutant, target, runs, durations)
                 if not selection:
                     mutant.status, mutant.reason = "survived", "no test of the selection runs it"
                     return

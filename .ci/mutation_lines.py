@@ -2,7 +2,8 @@
 
 Loaded with ``-p mutation_lines`` (``.ci`` on ``PYTHONPATH``) and two environment variables:
 ``MUTATION_LINES_FILES`` (the absolute paths to watch, ``os.pathsep``-separated) and
-``MUTATION_LINES_OUT`` (where to write ``{path: {line: [test ids in run order]}}`` as JSON).
+``MUTATION_LINES_OUT`` (where to write ``{"lines": {path: {line: [test ids in run order]}},
+"durations": {test id: seconds}}`` as JSON).
 
 Why: a mutant can only be killed by a test that executes the mutated line, so running just those
 tests (in the selection's order) gives the same verdict as the whole selection, in a fraction of
@@ -27,6 +28,8 @@ import pytest
 _WATCHED = frozenset(p for p in os.environ.get("MUTATION_LINES_FILES", "").split(os.pathsep) if p)
 _current: set[tuple[str, int]] = set()
 _hits: dict[str, dict[int, list[str]]] = {}
+#: Seconds each test took (setup, call and teardown), so a mutant's tests can run fastest first.
+_durations: dict[str, float] = {}
 _known: dict[CodeType, bool] = {}
 
 
@@ -57,11 +60,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _flush(test_id: str) -> None:
-    for path, line in _current:
+    global _current
+    # Swapped, not iterated in place: another thread may be adding lines meanwhile.
+    lines, _current = _current, set()
+    for path, line in lines:
         tests = _hits.setdefault(path, {}).setdefault(line, [])
         if EVERY_TEST not in tests:
             tests.append(test_id)
-    _current.clear()
 
 
 # From the moment ``-p`` loads this plugin, before conftest files import the code under test.
@@ -81,8 +86,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: object) -> Generator[No
         _flush(item.nodeid)
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     sys.settrace(None)
     out = os.environ.get("MUTATION_LINES_OUT")
     if out:
-        Path(out).write_text(json.dumps(_hits))
+        Path(out).write_text(json.dumps({"lines": _hits, "durations": _durations}))

@@ -40,7 +40,11 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         message = "Internal server error"
     else:
         message = str(exc.detail)
-    return documented.error_response(RpcError.from_code(code, message))
+    error = RpcError.from_code(code, message)
+    allow = (exc.headers or {}).get("allow")
+    if status == 405 and allow:
+        error.headers = {"Allow": allow}  # what the route does accept (RFC 9110 §15.5.6)
+    return documented.error_response(error)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -159,6 +163,10 @@ def create_app(
 
     routes.extend(openapi_routes(host))
     host.call_hook("checkstack_register_routes", register=routes.append)
+    from .ui.server import UiServer
+
+    ui = UiServer(host)
+    routes.extend(ui.route_handlers())
 
     litestar = Litestar(
         route_handlers=routes,
@@ -168,6 +176,7 @@ def create_app(
         request_max_body_size=limit,
         debug=False,
         logging_config=None,
+        template_config=ui.template_config(),
     )
     litestar.state.host = host
     return CheckstackApp(host, litestar, documented.DocumentedProtocol(host.dispatcher, limit))

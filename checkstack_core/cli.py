@@ -201,7 +201,7 @@ def db_upgrade() -> None:
     try:
         applied = run(upgrade())
     except Exception as exc:
-        raise click.ClickException(f"Upgrade failed: {type(exc).__name__}: {exc}") from exc
+        raise click.ClickException(f"Upgrade failed: {migrations.describe_error(exc)}") from exc
     for plugin_id, revisions in applied.items():
         state = ", ".join(revisions) if revisions else "up to date"
         click.echo(f"{plugin_id}: {state}")
@@ -227,6 +227,42 @@ def db_revision(plugin_id: str, message: str) -> None:
             await host.db.dispose()
 
     click.echo(f"Wrote {run(generate())}")
+
+
+@cli.group()
+def new() -> None:
+    """Start something new from a template."""
+
+
+@new.command("plugin")
+@click.argument("plugin_id", metavar="NAME")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write it (new or empty; default ./checkstack-NAME).",
+)
+@click.option("--description", default=None, help="One line saying what the plugin does.")
+def new_plugin(plugin_id: str, directory: Path | None, description: str | None) -> None:
+    """Write a complete plugin distribution NAME: pyproject.toml with the entry point, contract,
+    models, service, handlers, a first migration, tests on the core's fixtures and a README."""
+    from .scaffold import ScaffoldError, names_for, scaffold
+
+    try:
+        target = directory or Path(names_for(plugin_id).dist)
+        files = scaffold(plugin_id, target, description=description)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Wrote plugin {plugin_id} to {target}:")
+    for path in files:
+        click.echo(f"  {path}")
+    click.echo(
+        "\nNext:\n"
+        f"  cd {target}\n"
+        '  pip install -e ".[test]"   # or: uv sync --extra test (uv run pytest, ...)\n'
+        "  pytest\n"
+        "  checkstack serve"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

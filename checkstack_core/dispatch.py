@@ -46,7 +46,6 @@ MAX_BATCH = 50
 RETRY_AFTER_BUSY = "1"
 _PATH_SUFFIX = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
-_MISSING = object()
 
 
 def validation_issues(error: msgspec.ValidationError) -> list[dict[str, Any]]:
@@ -61,13 +60,10 @@ def validation_issues(error: msgspec.ValidationError) -> list[dict[str, Any]]:
 
 
 def _lookup(data: Any, dotted: str) -> Any:
+    """The value at ``dotted`` (``"filter.systemId"``) in ``data``; ``None`` when it is absent
+    (callers take only a string, an integer or a list from it)."""
     for part in dotted.split("."):
-        if isinstance(data, dict):
-            data = data.get(part, _MISSING)
-        else:
-            return _MISSING
-        if data is _MISSING:
-            return _MISSING
+        data = data.get(part) if isinstance(data, dict) else None
     return data
 
 
@@ -104,6 +100,20 @@ def _nul_path(value: Any, path: list[str | int]) -> list[str | int] | None:
             if found is not None:
                 return found
     return None
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    """``value`` with every float that is a whole number as an int (the same object when none)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        changed = {key: _whole_floats_as_ints(item) for key, item in value.items()}
+        same = all(changed[key] is item for key, item in value.items())
+        return value if same else changed
+    if isinstance(value, list):
+        items = [_whole_floats_as_ints(item) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
 
 
 def _reject_nul(raw: Any) -> bytes | None:
@@ -211,22 +221,15 @@ class Dispatcher:
         return loaded
 
     async def authenticate(self, request: RequestInfo, uow: UnitOfWork) -> Principal:
-        """The principal of ``request``: authenticated, or anonymous when it has no credentials."""
+        """The principal of ``request``: authenticated, or anonymous when it has no credentials.
+
+        A failing backend fails the call as a failing handler does, never turning the caller into
+        a guest: a lost connection or a busy pool is a 503 (see :meth:`_run_unit`), anything else
+        a 500 from the protocol adapter.
+        """
         auth = self.host.auth
-        try:
-            principal = await auth.authenticate(request, uow=uow)
-            return principal if principal is not None else await auth.anonymous(uow=uow)
-        except RpcError:
-            raise
-        except PoolTimeout:
-            raise database_busy() from None
-        except Exception as exc:
-            if _connection_lost(exc):
-                logger.warning("Database connection lost while authenticating")
-                raise database_busy() from None
-            # A failing auth backend must never turn a caller into an anonymous one.
-            logger.exception("Authentication backend failed")
-            raise InternalServerError() from exc
+        principal = await auth.authenticate(request, uow=uow)
+        return principal if principal is not None else await auth.anonymous(uow=uow)
 
     async def dispatch(
         self,
@@ -286,9 +289,6 @@ class Dispatcher:
                 outputs[call.name] = await self._run(context(), call)
             await self._flush(uow, prepared[-1].name)
             await uow.commit()
-        except PoolTimeout:
-            await self._discard(uow)
-            raise
         except DBAPIError as exc:
             await self._discard(uow)
             if _connection_lost(exc):
@@ -303,16 +303,11 @@ class Dispatcher:
         await uow.close()
         return CallResult(outputs, response, principal)
 
-    def _all_queries(self, loaded: LoadedPlugin, calls: Sequence[tuple[str, Any]]) -> bool:
-        contract = loaded.contract
-        if contract is None:
-            return False
-        for name, _raw in calls:
-            procedure = contract.by_name.get(name)
-            # An unknown name fails later (after authentication, as the protocol orders it).
-            if procedure is not None and procedure.kind != "query":
-                return False
-        return True
+    @staticmethod
+    def _all_queries(loaded: LoadedPlugin, calls: Sequence[tuple[str, Any]]) -> bool:
+        by_name = loaded.contract.by_name if loaded.contract else {}
+        # An unknown name fails later (after authentication, as the protocol orders it).
+        return all(by_name[name].kind == "query" for name, _raw in calls if name in by_name)
 
     @staticmethod
     async def _discard(uow: UnitOfWork) -> None:
@@ -415,7 +410,15 @@ class Dispatcher:
         try:
             value = msgspec.convert({} if raw is None else raw, procedure.input)
         except msgspec.ValidationError as error:
-            raise validation_error(validation_issues(error)) from None
+            # JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees), which msgspec
+            # refuses for an int field. Only a failing input pays for the second try.
+            whole = _whole_floats_as_ints(raw)
+            if whole is raw:
+                raise validation_error(validation_issues(error)) from None
+            try:
+                value = msgspec.convert(whole, procedure.input)
+            except msgspec.ValidationError as again:
+                raise validation_error(validation_issues(again)) from None
         # Times a handler could not convert to UTC or compute with (year 1 or 9999).
         issues = datetime_issues(encoded, value) if encoded is not None else []
         if issues:

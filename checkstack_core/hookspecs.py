@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from .auth import AuthBackend
     from .host import Host
+    from .ui import UiRegistrar
 
 hookspec = pluggy.HookspecMarker("checkstack")
 hookimpl = pluggy.HookimplMarker("checkstack")
@@ -74,6 +75,32 @@ def checkstack_register_routes(register: Callable[[Any], None]) -> None:
             async def status_page() -> str:
                 return "<h1>All systems operational</h1>"
             register(status_page)
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def checkstack_register_ui(ui: UiRegistrar) -> None:
+    """Contribute to the web UI: pages, navigation entries, status-page sections, feed entries
+    and panels of a system's page. All implementations are called.
+
+    ``ui`` is a :class:`~checkstack_core.ui.UiRegistrar`. A page handler receives a
+    :class:`~checkstack_core.ui.view.View` and calls procedures through it in process, as the
+    signed-in user (``await view.call("hello", "getGreeting")``): the UI checks no access itself.
+    Form posts pass the cross-site check before the handler runs. See ``docs/ui.md``.
+
+    Example (the hello plugin's page)::
+
+        @hookimpl
+        def checkstack_register_ui(ui):
+            ui.templates("hello", Path(__file__).parent / "templates")
+            ui.page("/hello", greeting_page)
+            ui.nav("Greeting", "/hello", section="main")
+
+        async def greeting_page(view):
+            greeting = await view.call("hello", "greet", {"name": "visitor"})
+            return await view.render("hello/greeting.html", greeting=greeting)
 
     .. versionadded:: 0.1
     """

@@ -218,7 +218,7 @@ class Host:
                 await migrations.upgrade(self.db, [record.plugin])
             except Exception as exc:
                 logger.exception("Migrating plugin %s failed", record.id)
-                record.fail(f"Migration failed: {type(exc).__name__}: {exc}")
+                record.fail(f"Migration failed: {migrations.describe_error(exc)}")
         self._fail_dependents()
 
     def _choose_engines(self) -> None:

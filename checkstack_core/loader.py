@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import sys
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -142,6 +143,23 @@ def _core_version() -> str | None:
         return None
 
 
+def _distribution_of(
+    plugin: Plugin, entry_points: Iterable[importlib.metadata.EntryPoint]
+) -> tuple[str | None, str | None]:
+    """The distribution (name, version) ``plugin`` comes from, for a plugin handed to the host
+    directly (tests, embedding): the installed one whose entry point names this very object (its
+    module already imported), else the core for the core's own plugin, else unknown. A failure
+    is then labelled with the plugin's own distribution, not the core's."""
+    for ep in entry_points:
+        module = sys.modules.get(ep.module)
+        if ep.name == plugin.id and module is not None and getattr(module, ep.attr, None) is plugin:
+            return (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
+    handlers = plugin.handlers.by_name.values() if plugin.handlers is not None else ()
+    if any(getattr(fn, "__module__", "").startswith("checkstack_core.") for fn in handlers):
+        return "checkstack-core", _core_version()
+    return None, None
+
+
 def _format_exception(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
@@ -205,9 +223,12 @@ def discover(
             record.fail(f"Entry point name {ep.name!r} differs from the plugin id {obj.id!r}")
             continue
         record.plugin = obj
+    extra = list(extra)
+    installed = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if extra else ()
     for plugin in extra:
+        distribution, version = _distribution_of(plugin, installed)
         record = LoadedPlugin(
-            id=plugin.id, distribution="checkstack-core", version=_core_version(), plugin=plugin
+            id=plugin.id, distribution=distribution, version=version, plugin=plugin
         )
         admit(record)
 

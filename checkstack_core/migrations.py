@@ -51,7 +51,37 @@ def _plugin_tables(plugin: Plugin) -> set[str]:
     return {model.__table__.name for model in plugin.models if hasattr(model, "__table__")}
 
 
+class MigrationError(RuntimeError):
+    """A plugin's revision raised: the message names the revision file and line."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of a failed upgrade, with the revision file and line when known."""
+    return str(exc) if isinstance(exc, MigrationError) else f"{type(exc).__name__}: {exc}"
+
+
+def _where(exc: BaseException, folder: Path) -> str:
+    """`` (file:line)`` of the innermost frame under ``folder``, or ``""``."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    root = str(folder.resolve())
+    inside = [f for f in frames if str(Path(f.filename).resolve()).startswith(root)]
+    return f" ({inside[-1].filename}:{inside[-1].lineno})" if inside else ""
+
+
 def _upgrade_plugin(connection: Connection, plugin: Plugin, target: str = "heads") -> list[str]:
+    try:
+        return _run_upgrade(connection, plugin, target)
+    except Exception as exc:
+        assert plugin.migrations_path is not None
+        where = _where(exc, plugin.migrations_path)
+        if not where:
+            raise
+        raise MigrationError(f"{type(exc).__name__}: {exc}{where}") from exc
+
+
+def _run_upgrade(connection: Connection, plugin: Plugin, target: str) -> list[str]:
     config = _config(plugin)
     script = ScriptDirectory.from_config(config)
     applied: list[str] = []
@@ -155,6 +185,18 @@ async def autogenerate(db: Database, plugin: Plugin, message: str) -> Path:
         table = getattr(obj, "table", None)
         return getattr(table, "name", None) in owned
 
+    imports: set[str] = set()
+
+    def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+        # Alembic renders a type from outside SQLAlchemy (checkstack_core.db.UtcDateTime,
+        # sqlmodel's AutoString) by its module path without importing the module: the revision
+        # would fail with a NameError. Name the module in full and import it.
+        module = type(obj).__module__
+        if type_ != "type" or module.startswith("sqlalchemy.") or module == "builtins":
+            return False
+        imports.add(f"import {module}")
+        return f"{module}.{obj!r}"
+
     def diff(connection: Connection) -> tuple[str, str]:
         context = MigrationContext.configure(
             connection,
@@ -166,7 +208,7 @@ async def autogenerate(db: Database, plugin: Plugin, message: str) -> Path:
             },
         )
         ops = produce_migrations(context, SQLModel.metadata)
-        options = {"render_as_batch": True}
+        options: dict[str, Any] = {"render_as_batch": True, "render_item": render_item}
         return (
             render_python_code(ops.upgrade_ops, **options),  # type: ignore[arg-type]
             render_python_code(ops.downgrade_ops, **options),  # type: ignore[arg-type]
@@ -181,6 +223,7 @@ async def autogenerate(db: Database, plugin: Plugin, message: str) -> Path:
         branch_labels=None if heads else [plugin.id],
         upgrades=upgrades,
         downgrades=downgrades,
+        imports="\n".join(sorted(imports)),
     )
     assert revision is not None
     return Path(revision.path)

@@ -45,6 +45,7 @@ from .contract import CallerKind, Contract, InstanceAccess, Kind, Procedure
 from .dispatch import MAX_BATCH
 from .errors import STATUS_BY_CODE
 from .host import Host
+from .protocols.orpc import UNDEFINED
 
 logger = logging.getLogger("checkstack.openapi")
 
@@ -56,7 +57,7 @@ SESSION_COOKIE = "checkstack_session"
 _SCHEMAS = "#/components/schemas/"
 _RESPONSES = "#/components/responses/"
 #: Error statuses every procedure may answer with (409 comes from handlers' conflicts).
-_ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 500, 503)
+_ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429, 500, 503)
 _ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
     400: ("BAD_REQUEST", "Input validation failed"),
     401: ("UNAUTHORIZED", "Authentication required"),
@@ -65,10 +66,11 @@ _ERROR_EXAMPLES: dict[int, tuple[str, str]] = {
     409: ("CONFLICT", "A system with this name already exists"),
     413: ("PAYLOAD_TOO_LARGE", "Request body exceeds the limit of 1048576 bytes"),
     415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported content type 'text/plain': send application/json"),
+    429: ("TOO_MANY_REQUESTS", "Too many failed logins: try again in 60 seconds"),
     500: ("INTERNAL_SERVER_ERROR", "Internal server error"),
     503: ("SERVICE_UNAVAILABLE", "Plugin catalog is unavailable"),
 }
-_FIXED_SCHEMAS = ("Error", "OrpcError", "OrpcMeta", "NoInput")
+_FIXED_SCHEMAS = ("Error", "OrpcError", "OrpcMeta", "NoInput", "JsonWithoutNul")
 
 _cache: weakref.WeakKeyDictionary[Host, tuple[dict[str, Any], bytes]] = weakref.WeakKeyDictionary()
 
@@ -96,6 +98,7 @@ def build_document(host: Host) -> dict[str, Any]:
         (record.id, record.contract) for record in host.active() if record.contract is not None
     ]
     schemas, type_refs = _component_schemas(contracts)
+    _refuse_nul_in_inputs(schemas, contracts, type_refs)
     schemas.update(_fixed_schemas())
     tags: list[dict[str, Any]] = []
     paths: dict[str, Any] = {}
@@ -175,7 +178,8 @@ def route_handlers(host: Host) -> list[Any]:
 
     @get(DOCS_PATH, include_in_schema=False, name="docs")
     async def docs() -> Response[bytes]:
-        return Response(page.body, media_type="text/html; charset=utf-8", headers=page.headers)
+        # Litestar appends "; charset=utf-8" to text types itself: name it once.
+        return Response(page.body, media_type="text/html", headers=page.headers)
 
     return [openapi_json, docs]
 
@@ -226,6 +230,71 @@ def _component_schemas(
     return dict(sorted(shared.items())), type_refs
 
 
+#: A string without NUL: the dispatcher refuses NUL anywhere in an input (PostgreSQL cannot
+#: store it), in object keys too.
+_NO_NUL = "^[^\\u0000]*$"
+_NESTED = ("items", "additionalProperties", "not")
+_NESTED_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def _refuse_nul_in_inputs(
+    schemas: dict[str, Any],
+    contracts: list[tuple[str, Contract]],
+    type_refs: dict[str, dict[Any, dict[str, Any]]],
+) -> None:
+    """State the no-NUL rule on every string of every input type (components used as inputs,
+    and those they refer to); outputs never hold NUL, as every input refused it."""
+    pending = [
+        name
+        for plugin_id, contract in contracts
+        for proc in contract.procedures
+        if proc.input is not None
+        for name in _refs(type_refs[plugin_id][proc.input])
+    ]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in schemas:
+            continue
+        seen.add(name)
+        schemas[name] = _without_nul(schemas[name])
+        pending.extend(_refs(schemas[name]))
+
+
+def _without_nul(schema: Any) -> Any:
+    """``schema`` with every string (and object key) it allows refused when it holds NUL, and
+    every time (``x-checkstack-time``) held to :data:`TIME_PATTERN`.
+
+    A free-form object's values are ``JsonWithoutNul``, a recursive schema, as the server's
+    check reaches any depth.
+    """
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return schema
+    result = dict(schema)
+    for key in _NESTED:
+        if isinstance(result.get(key), dict):
+            result[key] = _without_nul(result[key])
+    for key in _NESTED_LISTS:
+        if isinstance(result.get(key), list):
+            result[key] = [_without_nul(item) for item in result[key]]
+    if isinstance(result.get("properties"), dict):
+        result["properties"] = {k: _without_nul(v) for k, v in result["properties"].items()}
+    types = result.get("type")
+    kinds = set(types) if isinstance(types, list) else {types}
+    if result.get(_TIME_MARK):
+        result["pattern"] = TIME_PATTERN  # holds no NUL either
+    elif "string" in kinds:
+        if "pattern" in result:  # one pattern per schema: the second one goes in allOf
+            result["allOf"] = [*result.get("allOf", []), {"pattern": _NO_NUL}]
+        else:
+            result["pattern"] = _NO_NUL
+    if "object" in kinds and "properties" not in result:
+        result["propertyNames"] = {"pattern": _NO_NUL}
+        if "additionalProperties" not in result:
+            result["additionalProperties"] = {"$ref": _SCHEMAS + "JsonWithoutNul"}
+    return result
+
+
 def _refs(schema: Any) -> set[str]:
     """Names of the components ``schema`` refers to directly."""
     found: set[str] = set()
@@ -268,7 +337,63 @@ def _plugin_schemas(
         describable, ref_template=_SCHEMAS + "{name}"
     )
     by_type.update(zip(describable, schemas, strict=True))
+    _state_times(describable, components)
     return by_type, components
+
+
+#: The times msgspec reads, as a pattern (it emits no format for a ``datetime`` that may be
+#: naive): RFC 3339 date and time with seconds and an offset. Stricter than the server where a
+#: pattern would not be exact: years 1000-8999 (the dispatcher refuses years 1 and 9999), days
+#: up to 28 (a pattern cannot know February), an offset always.
+TIME_PATTERN = (
+    r"^[1-8][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]"
+    r":[0-5][0-9](\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"
+)
+
+
+_TIME_MARK = "x-checkstack-time"
+
+
+def _state_times(types: list[Any], components: dict[str, Any]) -> None:
+    """Mark every time field of the structs in ``components`` (``x-checkstack-time``): inputs
+    state :data:`TIME_PATTERN` on them."""
+    seen: set[str] = set()
+    pending = list(msgspec.inspect.multi_type_info(types))
+    while pending:
+        info = pending.pop()
+        if isinstance(info, msgspec.inspect.StructType):
+            name = info.cls.__name__
+            component = components.get(name)
+            if name in seen or component is None:
+                continue
+            seen.add(name)
+            properties = component.get("properties", {})
+            for fld in info.fields:
+                if fld.encode_name in properties:
+                    properties[fld.encode_name] = _with_times(properties[fld.encode_name], fld.type)
+                pending.append(fld.type)
+        elif isinstance(info, msgspec.inspect.UnionType):
+            pending.extend(info.types)
+        elif isinstance(info, msgspec.inspect.CollectionType):
+            pending.append(info.item_type)
+        elif isinstance(info, msgspec.inspect.DictType):
+            pending.append(info.value_type)
+
+
+def _with_times(schema: Any, info: Any) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    if isinstance(info, msgspec.inspect.DateTimeType) and schema.get("type") == "string":
+        # Marked here, stated in inputs only (_without_nul): answers hold any valid time.
+        return {**schema, _TIME_MARK: True}
+    if isinstance(info, msgspec.inspect.UnionType) and isinstance(schema.get("anyOf"), list):
+        times = [t for t in info.types if isinstance(t, msgspec.inspect.DateTimeType)]
+        strings = [t for t in info.types if isinstance(t, msgspec.inspect.StrType)]
+        if times and not strings:  # the union's only string is the time
+            return {**schema, "anyOf": [_with_times(m, times[0]) for m in schema["anyOf"]]}
+    if isinstance(info, msgspec.inspect.CollectionType) and "items" in schema:
+        return {**schema, "items": _with_times(schema["items"], info.item_type)}
+    return schema
 
 
 def _rename_refs(schema: Any, rename: dict[str, str]) -> Any:
@@ -335,15 +460,33 @@ def _fixed_schemas() -> dict[str, Any]:
         },
         "OrpcMeta": {
             "title": "OrpcMeta",
-            "description": "oRPC serializer metadata: `[type, ...path]` entries (type 1 = a date "
-            "sent as an ISO 8601 string).",
+            "description": "oRPC serializer metadata: `[type, ...path]` entries, each naming a "
+            "value of `json` that JSON cannot carry as such: 0 bigint (a decimal string), 1 date "
+            "(an ISO 8601 string or null), 2 NaN and 3 undefined (null), 4 URL and 5 RegExp (a "
+            "string), 6 Set (an array), 7 Map (an array of [key, value] pairs). The path (object "
+            "keys and array indexes from the root of `json`) must exist in `json`; an empty "
+            "path is `json` itself.",
             "type": "array",
             "items": {
                 "type": "array",
-                "prefixItems": [{"type": "integer"}],
-                "items": {"type": ["string", "integer"]},
+                "prefixItems": [{"type": "integer", "enum": list(range(8))}],
+                "items": {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]},
                 "minItems": 1,
             },
+        },
+        "JsonWithoutNul": {
+            "title": "JsonWithoutNul",
+            "description": "Any JSON value without NUL in its strings and keys.",
+            "anyOf": [
+                {"type": ["null", "boolean", "number"]},
+                {"type": "string", "pattern": _NO_NUL},
+                {"type": "array", "items": {"$ref": _SCHEMAS + "JsonWithoutNul"}},
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": _NO_NUL},
+                    "additionalProperties": {"$ref": _SCHEMAS + "JsonWithoutNul"},
+                },
+            ],
         },
         "NoInput": {
             "title": "NoInput",
@@ -353,8 +496,24 @@ def _fixed_schemas() -> dict[str, Any]:
     }
 
 
+def input_required(proc: Procedure) -> bool:
+    """Whether the procedure refuses a missing (``null``) input: the server reads it as ``{}``,
+    which only an input type with a required field refuses."""
+    if proc.input is None:
+        return False
+    try:
+        fields = msgspec.structs.fields(proc.input)
+    except TypeError:  # not a Struct (a dict type): {} is a valid input
+        return False
+    return any(f.required for f in fields)
+
+
 def _input_schema(proc: Procedure, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    return {"$ref": _SCHEMAS + "NoInput"} if proc.input is None else refs[proc.input]
+    if proc.input is None:
+        return {"$ref": _SCHEMAS + "NoInput"}
+    if input_required(proc):
+        return refs[proc.input]
+    return {"anyOf": [refs[proc.input], {"type": "null"}]}
 
 
 def _output_schema(proc: Procedure, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
@@ -498,11 +657,47 @@ def _documented_operation(
     }
 
 
-def _envelope(schema: dict[str, Any], what: str) -> dict[str, Any]:
+def _request_envelope(proc: Procedure, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """The request body exactly as the server reads it: an envelope with no other keys, whose
+    ``json`` is required unless an absent input is valid (no input, or one whose fields are all
+    optional: then a ``null`` body is valid too); ``meta`` may be null or absent.
+
+    ``meta`` is documented as empty: inputs are plain JSON (times are ISO 8601 strings), so a
+    client needs none. The server accepts entries that name an existing value of ``json`` of the
+    type the entry says (``OrpcMeta``), which JSON Schema cannot express; the one a client sends
+    for an absent input, ``[[3]]`` (undefined, with ``json`` null or absent), is listed where an
+    absent input is valid.
+    """
+    envelope: dict[str, Any] = {
+        "type": "object",
+        "description": "oRPC envelope: `json` is the input, `meta` the serializer metadata "
+        "(see `OrpcMeta`; inputs need none).",
+        "properties": {
+            "json": _input_schema(proc, refs),
+            "meta": {"anyOf": [{"type": "array", "maxItems": 0}, {"type": "null"}]},
+        },
+        "additionalProperties": False,
+    }
+    if input_required(proc):
+        envelope["required"] = ["json"]
+        return envelope
+    undefined = {
+        "type": "object",
+        "description": "An absent input, as `@orpc/client` sends `undefined`.",
+        "properties": {"json": {"type": "null"}, "meta": {"const": [[UNDEFINED]]}},
+        "required": ["meta"],
+        "additionalProperties": False,
+    }
+    return {"anyOf": [envelope, undefined, {"type": "null"}]}
+
+
+def _response_envelope(schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
-        "description": f"oRPC envelope: `json` is the {what}, `meta` the serializer metadata.",
+        "description": "oRPC envelope: `json` is the output, `meta` the serializer metadata.",
         "properties": {"json": schema, "meta": {"$ref": _SCHEMAS + "OrpcMeta"}},
+        "required": ["json", "meta"],
+        "additionalProperties": False,
     }
 
 
@@ -512,7 +707,8 @@ def _orpc_path_item(
     plugin_id = contract.plugin_id
     text = proc.description.strip()
     description = (text + "\n\n" if text else "") + f"Access: {_access_text(contract, proc)}."
-    request = _envelope(_input_schema(proc, refs), "input")
+    request = _request_envelope(proc, refs)
+    required = input_required(proc)
     common = {
         "tags": [plugin_id],
         "summary": _summary(proc),
@@ -524,7 +720,7 @@ def _orpc_path_item(
         "200": {
             "description": "The procedure's output in the oRPC envelope.",
             "content": {
-                "application/json": {"schema": _envelope(_output_schema(proc, refs), "output")}
+                "application/json": {"schema": _response_envelope(_output_schema(proc, refs))}
             },
         },
         **_error_refs("OrpcError"),
@@ -534,7 +730,7 @@ def _orpc_path_item(
             "operationId": f"{plugin_id}.{proc.name}",
             **common,
             "requestBody": {
-                "required": False,
+                "required": required,
                 "content": {"application/json": {"schema": request, "example": {"json": {}}}},
             },
             "responses": responses,
@@ -548,7 +744,7 @@ def _orpc_path_item(
                 {
                     "name": "data",
                     "in": "query",
-                    "required": False,
+                    "required": required,
                     "description": "The same envelope as the POST body, JSON-encoded.",
                     "content": {"application/json": {"schema": request}},
                 }
@@ -603,6 +799,8 @@ _WHEN = {
     409: "a uniqueness or state conflict.",
     413: f"the body is over the size limit or the batch has more than {MAX_BATCH} procedures.",
     415: "the body is not JSON.",
+    429: "a plugin's rate limit was reached (the auth plugin's login throttle); `Retry-After` "
+    "says when to try again.",
     500: "an unexpected error (logged with the request id; no details in the body).",
     503: "the plugin failed to load.",
 }

@@ -137,6 +137,16 @@ async def test_every_id_of_a_list_input_must_be_admitted(checkstack_client, acce
     assert await global_manager.call("notes", "deleteNotes", {"ids": ["n2"]}) == {"count": 1}
 
 
+async def test_every_id_of_a_long_list_is_checked(checkstack_client, access, notes):
+    """More ids than the real backend looks up at once (500): the last is checked too."""
+    await access.grant("ops", NOTE, "n3", "manage")
+    await access.set_team_only(NOTE, "n3")
+    manager = checkstack_client(await access.user(MANAGE))
+    ids = [f"gone-{number}" for number in range(500)]
+    with pytest.raises(Forbidden, match=r"Access denied to notes\.note n3"):
+        await manager.call("notes", "deleteNotes", {"ids": [*ids, "n3"]})
+
+
 async def test_a_rule_is_never_skipped_when_the_input_lacks_the_id(checkstack_client, access):
     # createNote's rule is tied to "id", which a create usually omits: the rule is checked globally.
     reader = checkstack_client(await access.user(READ))

@@ -120,3 +120,18 @@ def test_a_key_without_the_rule_gets_the_documented_error(api, checkstack_databa
     assert "single: {'message': 'Hello, requests!'}" in result.stdout
     assert result.returncode != 0
     assert "403" in result.stderr and "Forbidden" in result.stderr
+
+
+def test_the_api_guide_requests_example_shows_the_error_body(api, tmp_path):
+    """docs/api.md's requests snippet, run as written (it defines API_BASE and API_KEY)."""
+    guide = (EXAMPLES.parent.parent / "docs" / "api.md").read_text()
+    section = guide.split("### From Python", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "api_guide_example.py"
+    script.write_text(snippet)
+    env = {**api, "CHECKSTACK_URL": api["API_BASE"], "CHECKSTACK_API_KEY": api["API_KEY"]}
+    out = run([sys.executable, str(script)], env)
+    assert out.splitlines() == [
+        "400 BAD_REQUEST: Input validation failed",
+        "['template'] The template must contain {name}",
+    ]

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-PLUGINS = ["catalog", "incident", "maintenance"]
+PLUGINS = ["catalog", "healthcheck", "incident", "maintenance"]
 
 PROBE = """
 import json, sys

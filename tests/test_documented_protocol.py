@@ -261,6 +261,15 @@ async def test_method_not_supported(checkstack_http, method):
     response = await checkstack_http.request(method, "/api/hello/")
     assert response.status_code == 405
     assert response.json()["code"] == "METHOD_NOT_SUPPORTED"
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("path", ["/api/openapi.json", "/api/docs", "/healthz", "/api/plugins"])
+async def test_a_405_on_any_route_says_what_it_accepts(checkstack_http, path):
+    response = await checkstack_http.delete(path)
+    assert response.status_code == 405
+    assert response.json()["code"] == "METHOD_NOT_SUPPORTED"
+    assert "GET" in response.headers["allow"].split(", ")
 
 
 async def test_body_over_the_limit(checkstack_http, checkstack_host):
@@ -506,3 +515,68 @@ async def test_nul_characters_are_refused_but_a_literal_backslash_u_is_not(
     ]
     literal = await post(checkstack_http, "hello", {"getGreeting": {"name": "\\u0000"}}, admin)
     assert literal.json() == {"getGreeting": {"message": "Hello, \\u0000!"}}
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        ({"createNote": {"id": "n1", "title": "t\x00"}}, ["title"]),  # not the first field
+        ({"deleteNotes": {"ids": ["n1", "n\x002"]}}, ["ids", 1]),  # in a list, not first
+        ({"createNote": {"title": "t", "odd\x00key": "x"}}, ["odd\x00key"]),  # in a key
+    ],
+)
+async def test_a_nul_character_anywhere_is_refused_with_its_path(
+    checkstack_http, checkstack_auth, call, path
+):
+    admin = checkstack_auth.admin()
+    response = await post(checkstack_http, "notes", call, admin)
+    body = assert_error(response, 400, "BAD_REQUEST", "Input validation failed")
+    assert body["data"]["issues"] == [
+        {"message": "Text must not contain NUL characters", "path": path}
+    ]
+
+
+class TestWholeNumbers:
+    """JSON has one number type: 3.0 is the integer 3 (as JSON Schema's "integer" says)."""
+
+    @pytest.fixture
+    def checkstack_plugins(self, checkstack_plugins: list[Any]) -> list[Any]:
+        from checkstack_core import Contract, Handlers, Plugin, Schema, query
+
+        class Page(Schema):
+            offset: int = 0
+            scale: float = 1.0
+            extra: dict[str, Any] = {}
+
+        contract = Contract("pages", procedures=[query("getPage", input=Page, output=Page)])
+        handlers = Handlers(contract)
+
+        @handlers.implement("getPage")
+        async def get_page(ctx: Any, page: Page) -> Page:
+            return page
+
+        plugin = Plugin(id="pages", name="Pages", contract=contract, handlers=handlers)
+        return [*checkstack_plugins, plugin]
+
+    async def test_a_whole_float_is_taken_for_an_int(self, checkstack_http, checkstack_auth):
+        caller = checkstack_auth.user()
+        body = {"getPage": {"offset": 20.0, "scale": 2, "extra": {"n": 1.5, "m": 3.0}}}
+        response = await checkstack_http.post("/api/pages/", json=body, headers=caller.headers)
+        assert response.status_code == 200, response.text
+        page = response.json()["getPage"]
+        assert page["offset"] == 20 and isinstance(page["offset"], int)
+        assert page["scale"] == 2.0 and page["extra"]["n"] == 1.5
+
+    async def test_a_fraction_is_still_refused(self, checkstack_http, checkstack_auth):
+        caller = checkstack_auth.user()
+        response = await checkstack_http.post(
+            "/api/pages/", json={"getPage": {"offset": 20.5}}, headers=caller.headers
+        )
+        assert_error(
+            response,
+            400,
+            "BAD_REQUEST",
+            "Input validation failed",
+            procedure="getPage",
+            data={"issues": [{"message": "Expected `int`, got `float`", "path": ["offset"]}]},
+        )

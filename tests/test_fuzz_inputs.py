@@ -3,9 +3,9 @@
 Every call goes through HTTP (``checkstack_http``) as a real principal of the auth plugin: an
 administrator's API key for most procedures, an administrator's session cookie for user-only
 ones, and no credentials for anonymous ones. Before fuzzing, one real record of every resource
-type is made (a system, a group, a window, an incident, a user, an application, a team, a role),
-and inputs name those records wherever a field holds such an id, so inputs reach the handlers
-instead of stopping at NOT_FOUND.
+type is made (a system, a group, a window, an incident, a health check, a user, an application, a
+team, a role), and inputs name those records wherever a field holds such an id, so inputs reach
+the handlers instead of stopping at NOT_FOUND.
 
 For every procedure, inputs are derived from its input type's JSON schema: a plausible input
 (arrays hold one element), then that input with each field, at every depth (inside nested objects
@@ -74,7 +74,7 @@ def installed_plugins() -> list[Plugin]:
 @pytest.fixture
 def checkstack_plugins() -> list[Any]:
     plugins = installed_plugins()
-    assert {"auth", "catalog", "maintenance", "incident"} <= {p.id for p in plugins}
+    assert {"auth", "catalog", "maintenance", "incident", "healthcheck"} <= {p.id for p in plugins}
     return plugins
 
 
@@ -88,8 +88,14 @@ class Records:
         self.ids: dict[str, str] = {}
 
     #: The record a procedure's ``id`` names when its name does not say (``addUpdate``).
-    PLUGIN_RECORD = {"catalog": "system", "maintenance": "window", "incident": "incident"}
+    PLUGIN_RECORD = {
+        "catalog": "system",
+        "maintenance": "window",
+        "incident": "incident",
+        "healthcheck": "check",
+    }
     KINDS = (
+        "check",
         "group",
         "system",
         "window",
@@ -119,7 +125,7 @@ class Records:
             return "catalog.system"
         if name == "resourceid":
             return self.ids.get("system")
-        for kind in ("system", "group", "team", "user", "application", "role", "window"):
+        for kind in ("system", "group", "team", "user", "application", "role", "window", "check"):
             if name in (f"{kind}id", f"{kind}ids", f"{kind}s") and kind in self.ids:
                 return [self.ids[kind]] if name.endswith("s") else self.ids[kind]
         return None
@@ -163,6 +169,16 @@ async def make_records(http: Any, key: dict[str, str], cookie: dict[str, str]) -
         created = await call(http, "incident", "createIncident", incident, key)
     assert created.status_code == 200, created.text
     ids["incident"] = created.json()["createIncident"]["id"]
+    # A health check on the system, probing a closed loopback port (fails fast, no traffic out).
+    check = {
+        "name": "fuzz check",
+        "strategyId": "tcp",
+        "config": {"host": "127.0.0.1", "port": 9},
+        "timeoutSeconds": 1,
+    }
+    ids["check"] = (await ok(http, "healthcheck", "createHealthCheck", check, key))["id"]
+    assigned = {"id": ids["check"], "systemId": ids["system"]}
+    await ok(http, "healthcheck", "assignHealthCheck", assigned, key)
     ids["role"] = (await ok(http, "auth", "createRole", {"name": "fuzz role", "rules": []}, key))[
         "id"
     ]

@@ -94,6 +94,44 @@ async def test_hook_checkstack_register_routes(checkstack_settings):
         await host.stop()
 
 
+async def test_hook_checkstack_register_ui(checkstack_settings, tmp_path):
+    (tmp_path / "page.html").write_text(
+        '{% extends "core/base.html" %}{% block content %}<p id="says">{{ says }}</p>{% endblock %}'
+    )
+
+    async def page(view: Any) -> Any:
+        return await view.render("hooked/page.html", says="hello from a plugin")
+
+    async def plugins_page(view: Any) -> Any:
+        # Called as the visitor: the procedure's rule (core.plugins.read) applies to the page.
+        plugins = await view.call("core", "getPlugins")
+        return await view.render("hooked/page.html", says=len(plugins["plugins"]))
+
+    class Hooks:
+        @hookimpl
+        def checkstack_register_ui(self, ui: Any) -> None:
+            ui.templates("hooked", tmp_path)
+            ui.page("/hooked", page, methods=["GET"])
+            ui.page("/hooked/plugins", plugins_page, methods=["GET"])
+            ui.nav("Hooked", "/hooked", section="main")
+
+    host = await start(checkstack_settings, plugin_with(Hooks()))
+    try:
+        transport = httpx.ASGITransport(app=create_app(host))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get("/hooked")
+            refused = await http.get("/hooked/plugins")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert '<p id="says">hello from a plugin</p>' in response.text
+        assert '<a href="/hooked" aria-current="page">Hooked</a>' in response.text
+        assert response.headers["x-request-id"]
+        assert refused.status_code == 401
+        assert "Authentication required" in refused.text
+    finally:
+        await host.stop()
+
+
 async def test_hook_checkstack_register_engines(checkstack_settings):
     created: list[EmbeddedEventBus] = []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -140,9 +141,15 @@ async def test_schemas_are_shared_components_and_every_ref_resolves(checkstack_h
         resolve_pointer(document, ref)
 
     request = document["paths"]["/api/hello/getGreeting"]["post"]["requestBody"]
-    envelope = request["content"]["application/json"]["schema"]
-    assert envelope["properties"]["json"] == {"$ref": "#/components/schemas/GreetingInput"}
-    assert schemas["GreetingInput"]["properties"]["name"] == {"type": "string", "default": "world"}
+    envelope = request["content"]["application/json"]["schema"]["anyOf"][0]
+    assert envelope["properties"]["json"] == {
+        "anyOf": [{"$ref": "#/components/schemas/GreetingInput"}, {"type": "null"}]
+    }
+    assert schemas["GreetingInput"]["properties"]["name"] == {
+        "type": "string",
+        "default": "world",
+        "pattern": "^[^\\u0000]*$",  # the dispatcher refuses NUL in every input
+    }
     assert schemas["Greeting"]["required"] == ["message"]
     ok = document["paths"]["/api/hello/"]["post"]["responses"]["200"]
     outputs = ok["content"]["application/json"]["schema"]["properties"]
@@ -181,7 +188,7 @@ async def test_examples_match_what_the_server_answers(checkstack_http):
 async def test_docs_page_is_self_contained_html(checkstack_http):
     response = await checkstack_http.get("/api/docs")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"  # charset once
     page = response.text
     scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
     assert len(scripts) == 1
@@ -361,3 +368,95 @@ def test_a_type_without_a_schema_does_not_break_the_document(caplog):
     assert schema["description"].startswith("Schema unavailable")
     assert "No JSON schema for odd" in caplog.text
     validate(document)
+
+
+# -- the document states exactly what the server accepts ------------------------------------------
+
+ENVELOPES = [
+    # (procedure path, body or None for no body, extra headers)
+    ("/api/hello/getGreeting", {"json": {"name": "Ann"}, "meta": []}),
+    ("/api/hello/getGreeting", {"json": {}}),
+    ("/api/hello/getGreeting", {"json": None, "meta": None}),
+    ("/api/hello/getGreeting", {"meta": [[3]]}),
+    ("/api/hello/getGreeting", {"json": None, "meta": [[3]]}),
+    ("/api/hello/getGreeting", {"json": {}, "meta": [[3]]}),  # undefined is null only
+    ("/api/hello/getGreeting", None),
+    ("/api/hello/getGreeting", {}),
+    ("/api/hello/getGreeting", {"json": {}, "extra": 1}),
+    ("/api/hello/getGreeting", {"json": {"name": "x\u0000y"}}),
+    ("/api/hello/getGreeting", {"json": {"nickname": "Ann"}}),
+    ("/api/hello/getGreeting", {"json": {}, "meta": [[1, "name"]]}),
+    ("/api/hello/getGreeting", {"json": {}, "meta": {}}),
+    ("/api/hello/setGreeting", {"json": {"template": "Hi {name}"}}),
+    ("/api/hello/setGreeting", {"json": {"template": "Hi there"}}),
+    ("/api/hello/setGreeting", {"json": {"template": "{name}" + "x" * 495}}),
+    ("/api/hello/setGreeting", {"json": {"template": "{name}" + "x" * 494}}),
+    ("/api/hello/setGreeting", {"meta": []}),
+    ("/api/hello/setGreeting", None),
+    ("/api/notes/getNote", {"json": {"id": "n1"}}),
+    ("/api/core/getPlugins", {"json": None}),
+    ("/api/core/getPlugins", {"json": {"a": 1}}),
+]
+
+
+def _request_schema(document: dict, path: str) -> dict:
+    body = document["paths"][path]["post"]["requestBody"]
+    return {"components": document["components"], **body["content"]["application/json"]["schema"]}
+
+
+@pytest.mark.parametrize(("path", "body"), ENVELOPES)
+async def test_an_envelope_is_valid_exactly_when_the_server_takes_it(
+    checkstack_http, checkstack_auth, path, body
+):
+    """What the oRPC request schema allows is what the server reads (a 400 is a refusal; any
+    other answer, 404 for a missing note included, means the envelope and input were taken)."""
+    import jsonschema
+
+    document = await fetch_document(checkstack_http)
+    admin = checkstack_auth.admin()
+    content = b"" if body is None else json.dumps(body).encode()
+    response = await checkstack_http.post(
+        path, content=content, headers={**admin.headers, "content-type": "application/json"}
+    )
+    assert response.status_code != 500, response.text
+    valid = jsonschema.Draft202012Validator(_request_schema(document, path)).is_valid(body)
+    assert valid == (response.status_code != 400), (valid, response.status_code, response.text)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
+async def test_an_undocumented_method_is_refused_with_the_documented_ones(checkstack_http, method):
+    document = await fetch_document(checkstack_http)
+    for path in ("/api/hello/getGreeting", "/api/hello/setGreeting", "/api/hello/"):
+        documented = {m.upper() for m in document["paths"][path]}
+        response = await checkstack_http.request(method, path)
+        assert response.status_code == 405
+        assert set(response.headers["allow"].split(", ")) == documented
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-02T06:41:28Z",
+        "2026-02-28T23:59:59.123456789+13:59",
+        "1000-01-01T00:00:00-00:00",
+        "8999-12-28T12:00:00Z",
+    ],
+)
+def test_a_time_the_input_pattern_admits_is_accepted(text):
+    from datetime import datetime
+
+    from checkstack_core.limits import datetime_issues
+    from checkstack_core.openapi import TIME_PATTERN
+
+    assert re.search(TIME_PATTERN, text)
+    value = msgspec.convert(text, datetime)
+    assert datetime_issues(msgspec.json.encode(text), value) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-02-30T00:00:00Z", "9999-01-01T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01"]
+)
+def test_the_input_pattern_is_stricter_where_it_cannot_be_exact(text):
+    from checkstack_core.openapi import TIME_PATTERN
+
+    assert not re.search(TIME_PATTERN, text)

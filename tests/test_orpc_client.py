@@ -148,9 +148,10 @@ def issue_api_keys(url: str) -> dict[str, str]:
     # The first-party plugins' manage rules too, so tests/orpc-client/test/first-party.test.mjs
     # can make the data it compares across both protocols.
     rules = ["hello.hello.read", "hello.hello.manage"] + [
-        f"{plugin}.{plugin}.manage"
-        for plugin in ("catalog", "incident", "maintenance")
-        if plugin in active
+        f"{plugin}.{plugin}.{level}"
+        for plugin in ("catalog", "incident", "maintenance", "healthcheck")
+        for level in ("manage", "read")
+        if plugin in active and (level == "manage" or plugin == "healthcheck")
     ]
     role = call("createRole", {"name": "greeters", "rules": rules}, **admin).json()["createRole"]
     manager = call(
@@ -175,6 +176,10 @@ def test_rpclink_against_checkstack_serve(node: str, checkstack_server: RunningS
         assert "# SKIP set CHECKSTACK_LIMITED_TOKEN" not in report
         first_party = "ok 3 - maintenance: scheduleWindow with Date inputs and getWindows"
         assert first_party in report, report
+        healthcheck = (
+            "ok 4 - healthcheck: createHealthCheck, runNow, getHealthChecks and getHistory"
+        )
+        assert healthcheck in report, report
 
 
 def test_rpclink_against_the_fixture_server(node: str, fixture_server: FixtureServer) -> None:

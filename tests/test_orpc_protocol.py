@@ -418,15 +418,21 @@ async def test_method_not_supported(checkstack_http, checkstack_auth):
         405,
         "hello.setGreeting is a mutation: call it with POST",
     )
+    assert mutation_by_get.headers["allow"] == "POST"
     unchanged = await checkstack_http.post("/api/hello/getGreeting", json={})
     assert unchanged.json()["json"] == {"message": "Hello, world!"}
     for method in ("PUT", "PATCH", "DELETE"):
         response = await checkstack_http.request(method, "/api/hello/getGreeting", json={})
         assert_error(response, "METHOD_NOT_SUPPORTED", 405)
+        assert response.headers["allow"] == "GET, POST"
+        mutation = await checkstack_http.request(method, "/api/hello/setGreeting", json={})
+        assert_error(mutation, "METHOD_NOT_SUPPORTED", 405)
+        assert mutation.headers["allow"] == "POST"
         batch = await checkstack_http.request(
             method, BATCH, json=[], headers={"x-orpc-batch": "buffered"}
         )
         assert_error(batch, "METHOD_NOT_SUPPORTED", 405)
+        assert batch.headers["allow"] == "GET, POST"
 
 
 async def test_conflict(checkstack_http):

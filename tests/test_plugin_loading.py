@@ -253,3 +253,18 @@ async def test_plugins_endpoint_reports_status_for_holders_of_the_rule(
     denied = await checkstack_http.get("/api/plugins", headers=checkstack_auth.user().headers)
     assert denied.status_code == 403
     assert denied.json()["message"] == "Missing access: core.plugins.read"
+
+
+def test_a_plugin_handed_to_the_host_is_labelled_with_its_own_distribution(monkeypatch):
+    """As in a plugin's own tests: the conftest hands the host the object the entry point names."""
+    from checkstack_hello import plugin as hello
+    from notes_plugin import plugin as notes
+
+    monkeypatch.setattr(hello, "depends_on", ("nowhere",))
+    with pytest.raises(PluginLoadError) as failure:
+        Host(Settings(strict_plugins=True), plugins=[hello, notes], discover_installed=False)
+    version = importlib.metadata.version("checkstack-hello")
+    assert f"hello (checkstack-hello {version}): Missing dependency: nowhere" in str(failure.value)
+    host = Host(Settings(), plugins=[notes], discover_installed=False)
+    assert host.plugins["core"].distribution == "checkstack-core"
+    assert host.plugins["notes"].distribution is None  # a test-only module: no distribution

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_distributions import make_distribution
 from sqlalchemy import inspect, text
 
 from checkstack_core import migrations
@@ -108,13 +109,16 @@ def test_db_revision_autogenerates_only_the_plugins_own_tables(tmp_path, checkst
     package = tmp_path / "site" / "fake_widgets"
     (package / "migrations").mkdir(parents=True)
     (package / "__init__.py").write_text(
+        "from datetime import datetime\n"
         "from pathlib import Path\n"
         "from sqlmodel import Field, SQLModel\n"
         "from checkstack_core import Plugin\n"
+        "from checkstack_core.db import UtcDateTime, utcnow\n"
         "class Widget(SQLModel, table=True):\n"
         "    __tablename__ = 'widgets_widget'\n"
         "    id: int = Field(primary_key=True)\n"
         "    name: str = Field(max_length=80)\n"
+        "    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)\n"
         "plugin = Plugin(id='widgets', name='Widgets', models=[Widget],\n"
         "                migrations=Path(__file__).parent / 'migrations')\n"
     )
@@ -138,10 +142,49 @@ def test_db_revision_autogenerates_only_the_plugins_own_tables(tmp_path, checkst
     source = revision.read_text()
     assert "widgets_widget" in source and "hello_greeting" not in source
     assert "branch_labels" in source and "'widgets'" in source
+    # The core's column type is rendered with its import, so the revision runs as written.
+    assert "import checkstack_core.db" in source
+    assert "checkstack_core.db.UtcDateTime(" in source
     applied = _run(["db", "upgrade"], checkstack_database_url, tmp_path, **env)
+    assert applied.returncode == 0, applied.stderr
     assert (
         "widgets: " in applied.stdout and "up to date" not in applied.stdout.split("widgets: ")[1]
     )
+    assert (
+        "widgets: up to date"
+        in _run(["db", "upgrade"], checkstack_database_url, tmp_path, **env).stdout
+    )
+
+
+@pytest.mark.e2e
+def test_a_failing_revision_is_reported_with_its_file_and_line(tmp_path, checkstack_database_url):
+    make_distribution(
+        tmp_path / "site",
+        "broken",
+        "from pathlib import Path\n"
+        "from checkstack_core import Plugin\n"
+        "plugin = Plugin(id='broken', name='Broken',\n"
+        "                migrations=Path(__file__).parent / 'migrations')\n",
+    )
+    revision = tmp_path / "site" / "fake_broken" / "migrations" / "0001_first.py"
+    revision.parent.mkdir()
+    revision.write_text(
+        "revision = 'broken_0001'\n"
+        "down_revision = None\n"
+        "branch_labels = ('broken',)\n"
+        "depends_on = None\n"
+        "\n"
+        "def upgrade():\n"
+        "    checkstack_core.db.UtcDateTime()\n"
+        "\n"
+        "def downgrade():\n"
+        "    pass\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path / "site"), "CHECKSTACK_PLUGINS": "broken"}
+    failed = _run(["db", "upgrade"], checkstack_database_url, tmp_path, **env)
+    assert failed.returncode != 0
+    assert "NameError: name 'checkstack_core' is not defined" in failed.stderr, failed.stderr
+    assert f"({revision}:7)" in failed.stderr, failed.stderr
 
 
 async def test_utc_datetimes_round_trip_aware_on_every_database(checkstack_host):

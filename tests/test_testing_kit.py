@@ -221,3 +221,68 @@ def test_a_skip_for_want_of_a_required_tool_fails(pytester_run, tmp_path):
     # skipif decides at setup, so pytest counts the failure as an error of the test
     assert "1 skipped, 1 error" in result.stdout
     assert "Skipped for want of a required tool (nodejs-9000)" in result.stdout
+
+
+# -- a new plugin's suite --------------------------------------------------------------------------
+
+
+def test_a_suite_without_settings_of_its_own_runs_without_warnings(pytester_run):
+    """No ini file (as a new plugin starts): the kit's marker is known, the loop scope set."""
+    result = pytester_run(
+        """
+        import pytest
+
+        @pytest.mark.e2e
+        def test_marked():
+            pass
+
+        @pytest.mark.asyncio
+        async def test_async_with_the_kit(checkstack_database_url, request):
+            assert checkstack_database_url
+            assert request.config.getini("asyncio_default_fixture_loop_scope") == "function"
+        """,
+        "--strict-markers",
+        "-W",
+        "error",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+    assert "warning" not in (result.stdout + result.stderr).lower()
+
+
+def test_the_projects_own_loop_scope_wins(pytester_run, tmp_path):
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = module\n")
+    result = pytester_run(
+        """
+        def test_scope(request):
+            assert request.config.getini("asyncio_default_fixture_loop_scope") == "module"
+        """
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_database_prefix_is_a_setting(pytester_run, checkstack_database_base_url):
+    if checkstack_database_base_url is None:
+        pytest.skip("database names are chosen on PostgreSQL only")
+    source = """
+        from sqlalchemy.engine import make_url
+
+        def test_name(checkstack_database_url):
+            assert make_url(checkstack_database_url).database.startswith("{prefix}")
+        """
+    by_env = pytester_run(
+        source.format(prefix="myplugin_ci_"),
+        env={"CHECKSTACK_TEST_DATABASE_PREFIX": "myplugin_ci_"},
+    )
+    assert by_env.returncode == 0, by_env.stdout
+    by_option = pytester_run(source.format(prefix="other_"), "--checkstack-db-prefix", "other_")
+    assert by_option.returncode == 0, by_option.stdout
+
+
+@pytest.mark.parametrize("prefix", ["", "1abc", "a-b", 'x"; DROP DATABASE test; --', "a" * 52])
+async def test_a_bad_database_prefix_is_refused(prefix, tmp_path):
+    from checkstack_core.testing.database import temporary_database
+
+    with pytest.raises(ValueError, match="Test database prefix"):
+        async with temporary_database(None, tmp_path, prefix=prefix):
+            pass

@@ -78,12 +78,16 @@ BATCH_SUFFIX = "__batch__"
 BIGINT, DATE, NAN, UNDEFINED, URL, REGEXP, SET, MAP = range(8)
 
 _JSON = "application/json"
+# Every method, so that each one the protocol refuses gets its 405 with the path's own Allow
+# (Litestar would otherwise answer OPTIONS itself, allowing every method of the route).
 _ALL_METHODS = [
     HttpMethod.GET,
     HttpMethod.POST,
     HttpMethod.PUT,
     HttpMethod.PATCH,
     HttpMethod.DELETE,
+    HttpMethod.OPTIONS,
+    HttpMethod.HEAD,
 ]
 _encoder = msgspec.json.Encoder()
 _MISSING: Any = object()
@@ -559,10 +563,17 @@ async def run_call(
     try:
         loaded = dispatcher.plugin(plugin_id)
         procedure = loaded.contract.by_name.get(name) if loaded.contract else None
+        # A 405 says what the path does accept (RFC 9110 §15.5.6): GET only for queries.
+        mutation = procedure is not None and procedure.kind is not Kind.QUERY
+        allow = "POST" if mutation else "GET, POST"
         if method not in ("GET", "POST"):
-            raise MethodNotSupported(f"Method {method} is not supported: use POST (or GET)")
-        if method == "GET" and procedure is not None and procedure.kind is not Kind.QUERY:
-            raise MethodNotSupported(f"{plugin_id}.{name} is a mutation: call it with POST")
+            raise MethodNotSupported(
+                f"Method {method} is not supported: use POST (or GET)", headers={"Allow": allow}
+            )
+        if method == "GET" and allow == "POST":
+            raise MethodNotSupported(
+                f"{plugin_id}.{name} is a mutation: call it with POST", headers={"Allow": allow}
+            )
         raw = decode_envelope(document())
         result = await dispatcher.dispatch(plugin_id, [(name, raw)], info, request_id=request_id)
     except RpcError as error:
@@ -796,7 +807,10 @@ async def serve_batch(
     method = request.method.upper()
     try:
         if method not in ("GET", "POST"):
-            raise MethodNotSupported(f"Method {method} is not supported for batches: use POST")
+            raise MethodNotSupported(
+                f"Method {method} is not supported for batches: use POST",
+                headers={"Allow": "GET, POST"},
+            )
         check_request(
             request.scope,
             request_info(request),

@@ -12,7 +12,13 @@ Fixtures a plugin author needs (``pytest --fixtures`` shows their docs):
 - ``checkstack_server`` — a real ``checkstack serve`` process (installed plugins), end to end.
 
 Databases: SQLite by default; PostgreSQL with ``--checkstack-db-url`` or
-``CHECKSTACK_TEST_DATABASE_URL`` (a fresh database per test).
+``CHECKSTACK_TEST_DATABASE_URL`` (a fresh database per test, named ``checkstack_test_<hex>``;
+``--checkstack-db-prefix`` or ``CHECKSTACK_TEST_DATABASE_PREFIX`` changes the prefix, for an
+account allowed to create only some names).
+
+The kit registers the markers it uses (``e2e``: starts a real server process) and, unless your
+configuration says otherwise, sets ``asyncio_default_fixture_loop_scope = "function"``, so a new
+plugin's suite runs without warnings.
 
 ``checkstack_server`` waits up to 60 s for the server to be ready; ``--checkstack-server-timeout``
 or ``CHECKSTACK_TEST_SERVER_TIMEOUT`` changes that.
@@ -60,6 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "postgres@127.0.0.1/test); default SQLite. Env: CHECKSTACK_TEST_DATABASE_URL.",
     )
     group.addoption(
+        "--checkstack-db-prefix",
+        default=None,
+        help="Prefix of the PostgreSQL databases created for tests (default checkstack_test_). "
+        "Env: CHECKSTACK_TEST_DATABASE_PREFIX.",
+    )
+    group.addoption(
         "--checkstack-server-timeout",
         type=float,
         default=None,
@@ -84,7 +96,25 @@ def required_tools(config: pytest.Config) -> list[str]:
     return list(dict.fromkeys(tool.strip() for tool in named if tool.strip()))
 
 
+#: Markers the kit and its users' suites use; registered so ``--strict-markers`` accepts them.
+MARKERS = ("e2e: starts a real server process (checkstack_server)",)
+#: pytest-asyncio settings the kit's async fixtures assume, applied where the project sets none.
+ASYNCIO_DEFAULTS = {"asyncio_default_fixture_loop_scope": "function"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-asyncio warns about an unset loop scope
 def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    for name, value in ASYNCIO_DEFAULTS.items():
+        try:
+            configured = config.getini(name)
+        except ValueError:  # pytest-asyncio is not installed
+            continue
+        if not configured:
+            # pytest has no public way for a plugin to default another plugin's ini option;
+            # getini() reads this cache first, so the project's own value still wins above.
+            config._inicache[name] = value
     missing = [tool for tool in required_tools(config) if shutil.which(tool) is None]
     if missing:
         raise pytest.UsageError(
@@ -130,14 +160,29 @@ def checkstack_database_base_url(request: pytest.FixtureRequest) -> str | None:
     )
 
 
+@pytest.fixture
+def checkstack_database_prefix(request: pytest.FixtureRequest) -> str:
+    """Prefix of the PostgreSQL databases created for tests: ``--checkstack-db-prefix``, else
+    ``CHECKSTACK_TEST_DATABASE_PREFIX``, else ``checkstack_test_``."""
+    from .database import DEFAULT_PREFIX, PREFIX_ENV
+
+    return (
+        request.config.getoption("--checkstack-db-prefix")
+        or os.environ.get(PREFIX_ENV)
+        or DEFAULT_PREFIX
+    )
+
+
 @async_fixture
 async def checkstack_database_url(
-    checkstack_database_base_url: str | None, tmp_path: Path
+    checkstack_database_base_url: str | None, checkstack_database_prefix: str, tmp_path: Path
 ) -> AsyncIterator[str]:
     """URL of an empty database for this test, removed afterwards."""
     from .database import temporary_database
 
-    async with temporary_database(checkstack_database_base_url, tmp_path) as url:
+    async with temporary_database(
+        checkstack_database_base_url, tmp_path, prefix=checkstack_database_prefix
+    ) as url:
         yield url
 
 

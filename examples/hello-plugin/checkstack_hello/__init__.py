@@ -6,6 +6,7 @@ from pathlib import Path
 
 from checkstack_core import Plugin
 
+from . import ui
 from .contract import contract
 from .handlers import handlers
 from .models import GreetingTemplate
@@ -18,4 +19,5 @@ plugin = Plugin(
     handlers=handlers,
     models=[GreetingTemplate],
     migrations=Path(__file__).parent / "migrations",
+    hooks=ui,
 )

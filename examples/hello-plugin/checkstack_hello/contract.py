@@ -5,6 +5,10 @@ Importable without the server: a client or another plugin can read it.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from msgspec import Meta
+
 from checkstack_core import AccessRule, Contract, Schema, mutation, query
 
 read = AccessRule("hello", "read", "Read the greeting", default=True, public=True)
@@ -20,7 +24,8 @@ class Greeting(Schema):
 
 
 class TemplateInput(Schema):
-    template: str
+    # The service checks both rules (its messages say which); the schema states them for clients.
+    template: Annotated[str, Meta(extra_json_schema={"pattern": r"\{name\}", "maxLength": 500})]
 
 
 class Template(Schema):

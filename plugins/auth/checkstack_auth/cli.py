@@ -165,15 +165,21 @@ def apps_list(as_json: bool) -> None:
     """List applications with roles, teams and when they were last used (never a secret)."""
     from . import service
 
-    found = _as_auth(service.list_applications)
+    async def applications(ctx: Any) -> tuple[Any, dict[str, str]]:
+        found = await service.list_applications(ctx)
+        return found, {role.id: role.name for role in await service.list_roles(ctx)}
+
+    found, role_names = _as_auth(applications)
     if as_json:
-        _echo_json({"applications": found})
+        _echo_json({"applications": found})  # role ids, as the API answers
         return
     for app in found:
         last = app.last_used_at.isoformat() if app.last_used_at else "never"
         expiry = f", expires {app.expires_at.isoformat()}" if app.expires_at else ""
+        # Role names, as `apps create` prints them: the ids of custom roles are opaque.
+        names = sorted(role_names.get(role, role) for role in app.roles)
         click.echo(
-            f"{app.id}  {app.name}  roles={','.join(app.roles) or '-'}  "
+            f"{app.id}  {app.name}  roles={','.join(names) or '-'}  "
             f"teams={','.join(app.teams) or '-'}  last used {last}{expiry}"
         )
 

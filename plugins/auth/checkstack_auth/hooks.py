@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import click
 
     from checkstack_core.host import Host
+    from checkstack_core.ui import UiRegistrar
 
     from .backend import DatabaseAuthBackend
 
@@ -28,3 +29,11 @@ def checkstack_register_commands(cli: click.Group) -> None:
     from .cli import register
 
     register(cli)
+
+
+@hookimpl
+def checkstack_register_ui(ui: UiRegistrar) -> None:
+    """Onboarding, sign-in and Authentication Settings (Users, Roles, Applications, Teams)."""
+    from .ui import register
+
+    register(ui)

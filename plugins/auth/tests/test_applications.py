@@ -260,6 +260,19 @@ async def test_validation_and_not_found(rpc, principals):
     assert unknown_role.json()["data"]["issues"][0]["message"] == "Role not found: nope"
     implicit = await rpc("auth", "createApplication", {"name": "x", "roles": ["users"]}, admin)
     assert implicit.status_code == 400
+    # Every bad role is named, each at its place, not only the first.
+    several = await rpc(
+        "auth", "createApplication", {"name": "x", "roles": ["nope", "users", "anonymous"]}, admin
+    )
+    assert several.status_code == 400, several.text
+    assert several.json()["data"]["issues"] == [
+        {"message": "Role not found: nope", "path": ["roles", 0]},
+        {"message": "The users role cannot be assigned: every user holds it", "path": ["roles", 1]},
+        {
+            "message": "The anonymous role cannot be assigned: everyone holds it",
+            "path": ["roles", 2],
+        },
+    ]
     missing = await rpc("auth", "updateApplication", {"id": "nope", "name": "y"}, admin)
     assert missing.status_code == 404
     assert missing.json()["message"] == "Application not found: nope"

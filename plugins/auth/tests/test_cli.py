@@ -69,6 +69,11 @@ def test_apps_lifecycle(env):
 
     listed = invoke(env, "apps", "list")
     assert app_id in listed.output and "last used 20" in listed.output
+    # Role names, as `apps create` printed them, not the custom role's opaque id.
+    [printed] = [line for line in created.output.splitlines() if line.startswith("Roles: ")]
+    names = printed.removeprefix("Roles: ").split(", ")
+    assert f"roles={','.join(names)}  " in listed.output, (created.output, listed.output)
+    assert principal_role(env, "deployers") not in listed.output
     assert token.split("_", 2)[2] not in listed.output
     as_json = json.loads(invoke(env, "apps", "list", "--json").output)
     [app] = as_json["applications"]

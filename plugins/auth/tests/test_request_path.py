@@ -300,3 +300,25 @@ async def test_queries_are_not_held_up_by_a_writer(checkstack_host, checkstack_d
         answered = await asyncio.wait_for(rpc("hello", "getGreeting", {"name": "x"}), timeout=10)
         assert answered.status_code == 200, answered.text
         await writer.rollback()
+
+
+@pytest.mark.parametrize(("lost", "status"), [(True, 503), (False, 500)])
+async def test_a_database_failure_while_the_key_is_looked_up(
+    checkstack_host, rpc, principals, lost, status
+):
+    """A lost connection asks for a retry; any other failure is a 500 — never a guest's call."""
+    from db_faults import failing_statement
+
+    app = await principals.app(HELLO_READ)
+    pool = checkstack_host.db.engine.sync_engine.pool
+    with failing_statement(
+        checkstack_host.db.engine, "SELECT auth_application.", lost=lost
+    ) as failed:
+        response = await rpc("hello", "getGreeting", {"name": "x"}, app)
+    assert failed, "the fault was never injected"
+    assert response.status_code == status, response.text
+    assert ("retry-after" in response.headers) is lost
+    assert "injected" not in response.text
+    await checkstack_host.auth.flush()
+    assert pool.checkedout() == 0
+    assert (await rpc("hello", "getGreeting", {"name": "x"}, app)).status_code == 200

@@ -249,11 +249,12 @@ async def test_applications_join_teams_through_update(rpc, principals, world):
 
 
 async def test_admitted_ids_answers_large_lists(checkstack_host, principals, world, rpc):
-    await _grant(rpc, world, "id-7", "read")
+    # Beyond the first 500 (the backend's lookups go in chunks): every chunk is asked.
+    await _grant(rpc, world, "id-1207", "read")
     await rpc(
         "auth",
         "setTeamOnly",
-        {"resourceType": ITEM, "resourceId": "id-7", "teamOnly": True},
+        {"resourceType": ITEM, "resourceId": "id-1207", "teamOnly": True},
         world["admin"],
     )
     ids = [f"id-{n}" for n in range(1500)]
@@ -265,10 +266,52 @@ async def test_admitted_ids_answers_large_lists(checkstack_host, principals, wor
         uow = UnitOfWork(checkstack_host, read_only=read_only)
         try:
             admitted = await auth.admitted_ids(holder, ITEM, ids, Level.READ, True, uow=uow)
-            assert admitted == set(ids) - {"id-7"}
+            assert admitted == set(ids) - {"id-1207"}
             assert await auth.admitted_ids(member, ITEM, ids, Level.READ, False, uow=uow) == {
-                "id-7"
+                "id-1207"
             }
             assert await auth.admitted_ids(member, ITEM, ids, Level.MANAGE, False, uow=uow) == set()
         finally:
             await uow.close()
+
+
+async def test_a_team_manager_may_put_applications_in_its_own_teams_only(rpc, principals, world):
+    """Creating an application in teams needs the right to change each team's membership:
+    ``auth.teams.manage``, or managing that team — which only a user can."""
+    admin, ops = world["admin"], world["ops"]
+    dev = (await rpc("auth", "createTeam", {"name": "dev"}, admin)).json()["createTeam"]["id"]
+    manager = await principals.user("auth.applications.manage")
+    await rpc("auth", "addTeamManager", {"id": ops, "userId": manager.id}, admin)
+    created = await rpc("auth", "createApplication", {"name": "ops bot", "teams": [ops]}, manager)
+    assert created.status_code == 200, created.text
+    assert created.json()["createApplication"]["application"]["teams"] == [ops]
+    both = await rpc("auth", "createApplication", {"name": "both", "teams": [ops, dev]}, manager)
+    assert both.status_code == 403, both.text
+    assert both.json()["message"] == f"You cannot change the membership of team {dev}"
+    key_manager = await principals.app("auth.applications.manage")
+    by_key = await rpc("auth", "createApplication", {"name": "bot", "teams": [ops]}, key_manager)
+    assert by_key.status_code == 403, by_key.text
+    assert by_key.json()["message"] == f"You cannot change the membership of team {ops}"
+
+
+async def test_teams_say_whom_they_are_managed_by(rpc, principals, world):
+    admin, ops = world["admin"], world["ops"]
+    dev = (await rpc("auth", "createTeam", {"name": "dev"}, admin)).json()["createTeam"]["id"]
+    manager = await principals.user("auth.teams.read")
+    other = await principals.user()
+    await rpc("auth", "addTeamManager", {"id": ops, "userId": manager.id}, admin)
+    await rpc("auth", "addTeamManager", {"id": dev, "userId": other.id}, admin)
+    listed = await rpc("auth", "getTeams", None, manager)
+    assert listed.status_code == 200, listed.text
+    assert {t["name"]: t["isManager"] for t in listed.json()["getTeams"]["teams"]} == {
+        "dev": False,
+        "ops": True,
+    }
+    # An application manages no team, whatever it may read.
+    reader = await principals.app("auth.teams.read")
+    seen = await rpc("auth", "getTeams", None, reader)
+    assert seen.status_code == 200, seen.text
+    assert {t["name"]: t["isManager"] for t in seen.json()["getTeams"]["teams"]} == {
+        "dev": False,
+        "ops": False,
+    }

@@ -159,3 +159,45 @@ def test_limits_come_from_settings_and_environment():
         throttle.Limits.read({"login_max_failures": 0}, {})
     with pytest.raises(ValueError, match="must be a number"):
         throttle.Limits.read({}, {"CHECKSTACK_LOGIN_WINDOW_MINUTES": "soon"})
+
+
+async def test_a_window_ends_to_the_instant_and_passed_windows_are_purged(
+    rpc, principals, limits, monkeypatch, checkstack_host
+):
+    limits(per_account=2, per_address=100, window_minutes=15)
+    window = timedelta(minutes=15)
+    start = utcnow()
+    clock = [start]
+    monkeypatch.setattr(throttle, "utcnow", lambda: clock[0])
+
+    async def counted() -> list[tuple[str, int, Any]]:
+        async with checkstack_host.db.session() as session:
+            rows = await session.exec(select(LoginThrottle).order_by(LoginThrottle.scope))
+            return [(row.scope, row.failures, row.window_start) for row in rows]
+
+    await principals.user(email="gil@example.com")
+    for _ in range(2):
+        assert (await rpc("auth", "login", login("gil@example.com", WRONG))).status_code == 401
+    clock[0] = start + window - timedelta(microseconds=1)
+    assert (await rpc("auth", "login", login("gil@example.com", WRONG))).status_code == 429
+    # The instant the window has passed, the account may try again, and the failure it makes
+    # starts a new window instead of adding to the old one.
+    clock[0] = start + window
+    assert (await rpc("auth", "login", login("gil@example.com", WRONG))).status_code == 401
+    assert await counted() == [("account", 1, clock[0]), ("address", 1, clock[0])]
+    # Another window later, a failure of another account purges what has passed (gil's row).
+    clock[0] = start + 2 * window
+    assert (await rpc("auth", "login", login("nobody@example.com", WRONG))).status_code == 401
+    assert await counted() == [("account", 1, clock[0]), ("address", 1, clock[0])]
+
+
+async def test_any_counter_at_its_limit_locks(rpc, principals, limits):
+    """The account's own counter is below its limit; the address's is at it."""
+    limits(per_account=100, per_address=3)
+    await principals.user(email="ida@example.com")
+    assert (await rpc("auth", "login", login("ida@example.com", WRONG))).status_code == 401
+    for n in range(2):
+        guess = await rpc("auth", "login", login(f"nobody{n}@example.com", WRONG))
+        assert guess.status_code == 401
+    blocked = await rpc("auth", "login", login("ida@example.com", PASSWORD))
+    assert blocked.status_code == 429, blocked.text

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from checkstack_core import Plugin
 
+from . import hooks
 from .contract import contract
 from .handlers import handlers
 from .models import MODELS
@@ -19,4 +20,5 @@ plugin = Plugin(
     handlers=handlers,
     models=MODELS,
     migrations=Path(__file__).parent / "migrations",
+    hooks=hooks,
 )

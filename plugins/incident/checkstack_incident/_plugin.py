@@ -7,7 +7,7 @@ from pathlib import Path
 
 from checkstack_core import Context, DeliveryMode, Event, Plugin
 
-from . import service
+from . import hooks, service
 from .contract import INCIDENT_STATUS, INCIDENT_SYSTEMS, IncidentStatus, IncidentSystems, contract
 from .handlers import handlers
 from .models import IncidentRow, IncidentSystem, TimelineRow
@@ -22,6 +22,7 @@ plugin = Plugin(
     depends_on=["catalog"],
     models=[IncidentRow, IncidentSystem, TimelineRow],
     migrations=Path(__file__).parent / "migrations",
+    hooks=hooks,
 )
 
 

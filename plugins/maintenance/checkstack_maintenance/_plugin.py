@@ -8,7 +8,7 @@ from pathlib import Path
 from checkstack_core import Context, Event, JobRun, Plugin
 from checkstack_core.db import utcnow
 
-from . import service
+from . import hooks, service
 from .contract import (
     MAINTENANCE_STATUS,
     WINDOW_CREATED,
@@ -32,6 +32,7 @@ plugin = Plugin(
     depends_on=["catalog"],
     models=[WindowRow, WindowSystemRow, TimelineRow],
     migrations=Path(__file__).parent / "migrations",
+    hooks=hooks,
 )
 
 

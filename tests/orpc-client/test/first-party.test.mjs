@@ -81,4 +81,25 @@ describe('first-party plugins through RPCLink', { skip: skipCatalog || skipKeyed
     const listed = await documented('maintenance', { getWindows: {} }, TOKEN)
     assertSameData(await client.maintenance.getWindows({}), listed.body.getWindows)
   })
+
+  test('healthcheck: createHealthCheck, runNow, getHealthChecks and getHistory', { skip: !active.has('healthcheck') || !active.has('healthcheck-tcp') }, async () => {
+    const client = makeClient({ token: TOKEN })
+    // A TCP check of a closed loopback port: fails fast, no traffic leaves the machine.
+    const check = await client.healthcheck.createHealthCheck({
+      name: 'orpc tcp',
+      strategyId: 'tcp',
+      config: { host: '127.0.0.1', port: 9 },
+      timeoutSeconds: 1,
+    })
+    assert.ok(check.createdAt instanceof Date)
+    await client.healthcheck.assignHealthCheck({ id: check.id, systemId: system.id })
+    const run = await client.healthcheck.runNow({ id: check.id, systemId: system.id })
+    assert.equal(run.status, 'unhealthy')
+    assert.ok(run.timestamp instanceof Date)
+    const query = { checkId: check.id, limit: 5 }
+    const both = await documented('healthcheck', { getHealthChecks: {}, getHistory: query }, TOKEN)
+    assertSameData(await client.healthcheck.getHealthChecks({}), both.body.getHealthChecks)
+    assertSameData(await client.healthcheck.getHistory(query), both.body.getHistory)
+    assert.equal(both.body.getHistory.runs[0].id, run.id)
+  })
 })

@@ -23,7 +23,7 @@ from ..models import (
 )
 from ..tokens import API_KEY_PREFIX, format_token, new_id, new_secret
 from .common import digester, get_application
-from .roles import resolve_roles_to_give
+from .roles import resolve_role, resolve_roles_to_give
 from .teams import assert_membership_rights, resolve_teams
 
 
@@ -145,7 +145,10 @@ async def create_application(
     """A new application holding the ``applications`` role (plus ``roles``); returns its info and
     its token, which exists nowhere else afterwards."""
     session = ctx.session
-    wanted = await resolve_roles_to_give(ctx, [APPLICATIONS_ROLE, *roles])
+    # The caller's roles alone, so that an issue's path points into the caller's own list.
+    wanted = await resolve_roles_to_give(ctx, roles)
+    if APPLICATIONS_ROLE not in {role.id for role in wanted}:
+        wanted.append(await resolve_role(session, APPLICATIONS_ROLE))
     joined = await resolve_teams(ctx, teams)
     await assert_membership_rights(ctx, [t.id for t in joined])
     secret = new_secret()

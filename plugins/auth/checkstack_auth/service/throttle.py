@@ -126,7 +126,7 @@ async def record_failure(
     """Count one failure against every counter in a transaction of ``session`` (committed)."""
     now = utcnow()
     cutoff = now - window
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = session.get_bind().dialect.name
     insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
     for scope, key in counters:
         statement = insert(_table).values(scope=scope, key=key, window_start=now, failures=1)

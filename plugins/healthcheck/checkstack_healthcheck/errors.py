@@ -1,0 +1,61 @@
+"""Clear messages for network failures, shared by the strategies (``Connection refused``,
+``Timed out after 5 s``, ``TLS certificate has expired``): never a traceback, never the target."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes and contexts, outermost first."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def seconds(value: float) -> str:
+    """``5`` for 5.0, ``0.5`` for 0.5: how timeouts are written in messages."""
+    return f"{round(value, 3):g}"
+
+
+def network_message(exc: BaseException, timeout: float | None = None) -> str:
+    """The message for a failed connection or exchange."""
+    chain = causes(exc)
+    for error in chain:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            reason = (error.verify_message or "").strip()
+            if "expired" in reason:
+                return "TLS certificate has expired"
+            if "self-signed" in reason or "self signed" in reason:
+                return "TLS certificate is self-signed"
+            if "Hostname mismatch" in reason or "hostname" in reason.lower():
+                return "TLS certificate does not match the host name"
+            return f"TLS certificate verification failed: {reason or 'unknown reason'}"
+        if isinstance(error, ssl.SSLError):
+            return f"TLS handshake failed: {error.reason or 'unknown reason'}"
+    for error in chain:
+        if isinstance(error, ConnectionRefusedError):
+            return "Connection refused"
+        if isinstance(error, ConnectionResetError):
+            return "Connection reset by peer"
+        if isinstance(error, socket.gaierror):
+            return "Could not resolve host"
+        if isinstance(error, TimeoutError | socket.timeout):
+            return f"Timed out after {seconds(timeout)} s" if timeout else "Timed out"
+        if isinstance(error, OSError) and error.errno is not None:
+            text = error.strerror or "network error"
+            if "refused" in text.lower():
+                return "Connection refused"
+            if "unreachable" in text.lower():
+                return "Network is unreachable"
+            return f"Connection failed: {text}"
+    text = str(exc).lower()
+    if "refused" in text:
+        return "Connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text:
+        return "Could not resolve host"
+    return f"Connection failed ({type(exc).__name__})"

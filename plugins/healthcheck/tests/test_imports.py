@@ -1,0 +1,43 @@
+"""Strategy plugins depend on the healthcheck plugin's hookspec module alone: importing it (and
+the first-party strategy plugins) loads neither the server, the database layer nor the
+healthcheck plugin's service."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PROBE = """
+import json, sys
+import checkstack_healthcheck.strategy, checkstack_healthcheck_http, checkstack_healthcheck_tcp
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_strategy_plugins_load_no_server_module() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], check=True, capture_output=True, text=True
+    ).stdout
+    loaded = set(json.loads(out))
+    server = {
+        "checkstack_healthcheck.service",
+        "checkstack_healthcheck.models",
+        "checkstack_healthcheck._plugin",
+        "checkstack_core.context",
+        "checkstack_core.db",
+        "sqlalchemy",
+        "sqlmodel",
+        "litestar",
+    }
+    assert server & loaded == set()
+
+
+def test_strategy_plugins_are_discovered_as_plugins_of_the_plugin() -> None:
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep.load() for ep in entry_points(group="checkstack.plugins")}
+    for name in ("healthcheck-http", "healthcheck-tcp"):
+        assert found[name].id == name
+        assert list(found[name].depends_on) == ["healthcheck"]
+    assert found["healthcheck"].hookspecs is not None
