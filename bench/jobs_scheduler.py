@@ -8,7 +8,12 @@ records its lateness (actual start - ``scheduled_for``).
 The baseline, measured in the same run, is a bare loop that ``asyncio.sleep``s until each of the
 same firing times in turn; the ratio compares the scheduler's lateness to it.
 
+``--engine procrastinate --workers N`` measures the procrastinate engine instead: a fresh
+PostgreSQL database (``--database-url``), the jobs scheduled by this process (as a serving process
+would), run by N ``worker`` processes (``--concurrency`` each), each reporting its runs' lateness.
+
     uv run python bench/jobs_scheduler.py [--jobs 2000] [--interval 12] [--duration 30]
+    uv run python bench/jobs_scheduler.py --engine procrastinate --workers 2 --jobs 500
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from checkstack_core.jobs import EmbeddedJobScheduler, JobRun
 
@@ -72,6 +78,92 @@ async def run_scheduler(jobs: int, interval: float, duration: float) -> list[flo
     return lateness
 
 
+def _procrastinate_worker(
+    url: str, concurrency: int, end_of_window: float, stop_at: float, results: Any
+) -> None:
+    """One worker process: run the bench jobs until ``stop_at``, send back their lateness."""
+    from checkstack_procrastinate.config import EngineSettings
+    from checkstack_procrastinate.runtime import Runtime
+    from checkstack_procrastinate.scheduler import ProcrastinateJobScheduler
+
+    lateness: list[float] = []
+
+    async def check(run: JobRun) -> None:
+        started = time.time()
+        await asyncio.sleep(0)
+        if run.scheduled_for.timestamp() < end_of_window:
+            lateness.append(started - run.scheduled_for.timestamp())
+
+    async def work() -> None:
+        runtime = Runtime(url, EngineSettings(poll_interval=1.0))
+        scheduler = ProcrastinateJobScheduler(runtime)
+        scheduler.register("bench.check", check, plugin_id="bench")
+        await scheduler.start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(stop_at - time.time(), stop.set)
+        await scheduler.run_worker(concurrency=concurrency, stop=stop)
+        await scheduler.stop()
+
+    cpu = time.process_time()
+    asyncio.run(work())
+    results.put((lateness, time.process_time() - cpu))
+
+
+async def run_procrastinate(
+    base_url: str, jobs: int, interval: float, duration: float, workers: int, concurrency: int
+) -> tuple[list[float], float]:
+    import multiprocessing
+    import tempfile
+    from pathlib import Path
+
+    from checkstack_procrastinate import plugin
+    from checkstack_procrastinate.config import EngineSettings
+    from checkstack_procrastinate.runtime import Runtime
+    from checkstack_procrastinate.scheduler import ProcrastinateJobScheduler
+
+    from checkstack_core import migrations
+    from checkstack_core.db import Database
+    from checkstack_core.testing.database import temporary_database
+
+    async with temporary_database(base_url, Path(tempfile.gettempdir())) as url:
+        db = Database(url)
+        await migrations.upgrade(db, [plugin])
+        await db.dispose()
+        runtime = Runtime(url, EngineSettings())
+        scheduler = ProcrastinateJobScheduler(runtime)
+        scheduler.register("bench.check", lambda run: asyncio.sleep(0), plugin_id="bench")
+        await scheduler.start()
+        # Scheduling takes a while for many jobs: the window starts once they are all in.
+        first = datetime.now(UTC) + timedelta(seconds=WARMUP + jobs / 200)
+        every = timedelta(seconds=interval)
+        for i in range(jobs):
+            await scheduler.schedule_interval(
+                "bench.check", key=f"bench:{i}", every=every, start_at=first + every * i / jobs
+            )
+        end_of_window = first.timestamp() + duration
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        processes = [
+            context.Process(
+                target=_procrastinate_worker,
+                args=(url, concurrency, end_of_window, end_of_window + 2.0, results),
+            )
+            for _ in range(workers)
+        ]
+        for process in processes:
+            process.start()
+        lateness: list[float] = []
+        cpu = 0.0
+        for _ in processes:
+            got, used = await asyncio.to_thread(results.get)
+            lateness.extend(got)
+            cpu += used
+        for process in processes:
+            process.join()
+        await scheduler.stop()
+        return lateness, cpu
+
+
 async def run_baseline(jobs: int, interval: float, duration: float) -> list[float]:
     lateness: list[float] = []
     step = interval / jobs
@@ -89,6 +181,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--interval", type=float, default=12.0, help="seconds")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per measurement")
+    parser.add_argument("--engine", choices=["embedded", "procrastinate"], default="embedded")
+    parser.add_argument("--workers", type=int, default=1, help="procrastinate worker processes")
+    parser.add_argument("--concurrency", type=int, default=10, help="jobs at once per worker")
+    parser.add_argument(
+        "--database-url",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL server for --engine procrastinate (a fresh database is made on it)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -99,9 +199,23 @@ def main() -> None:
         f"expected runs: {round(args.jobs * args.duration / args.interval)}"
     )
 
-    cpu = time.process_time()
-    lateness = asyncio.run(run_scheduler(args.jobs, args.interval, args.duration))
-    scheduler = report("scheduler", lateness, args.duration, time.process_time() - cpu)
+    if args.engine == "procrastinate":
+        lateness, used = asyncio.run(
+            run_procrastinate(
+                args.database_url,
+                args.jobs,
+                args.interval,
+                args.duration,
+                args.workers,
+                args.concurrency,
+            )
+        )
+        label = f"procr. x{args.workers}"
+        scheduler = report(label, lateness, args.duration, used)
+    else:
+        cpu = time.process_time()
+        lateness = asyncio.run(run_scheduler(args.jobs, args.interval, args.duration))
+        scheduler = report("scheduler", lateness, args.duration, time.process_time() - cpu)
 
     cpu = time.process_time()
     lateness = asyncio.run(run_baseline(args.jobs, args.interval, args.duration))

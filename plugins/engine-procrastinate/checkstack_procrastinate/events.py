@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,14 @@ from checkstack_core.events import (
     check_subscription,
 )
 
-from .runtime import BROADCAST_CHANNEL, EVENT_TASK, EVENTS_QUEUE, RetryLater, Runtime
+from .runtime import (
+    BROADCAST_CHANNEL,
+    EVENT_TASK,
+    EVENTS_QUEUE,
+    RetryLater,
+    Runtime,
+    due_priority,
+)
 
 logger = logging.getLogger("checkstack.events")
 
@@ -42,6 +50,8 @@ TABLE = "procrastinate_checkstack_events"
 NOTIFY_LIMIT = 7000
 #: Stored payloads of broadcasts are read at once by the listeners; kept this long.
 BROADCAST_KEEP = timedelta(minutes=10)
+#: How long ``drain`` waits for one of this process's broadcasts to come back.
+AWAIT_AT_MOST = 5.0
 
 
 class _Envelope(msgspec.Struct, omit_defaults=True):
@@ -70,7 +80,8 @@ class ProcrastinateEventBus:
         self._early: list[tuple[Event, bytes]] = []  # broadcasts emitted before start()
         self._queue: asyncio.Queue[tuple[Subscription, Event, bytes]] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
-        self._awaited: set[str] = set()  # own broadcasts not yet back from the database
+        # Own broadcasts not yet back from the database (id -> when sent), for drain().
+        self._awaited: dict[str, float] = {}
         self._fetches: set[asyncio.Task[None]] = set()
         self._delivering = 0  # broadcast deliveries queued or running here
 
@@ -137,6 +148,10 @@ class ProcrastinateEventBus:
         runs, is due or awaits a retry in any worker."""
 
         async def local_idle() -> bool:
+            # A notification lost while the LISTEN connection was down never comes back.
+            lost = time.monotonic() - AWAIT_AT_MOST
+            for event_id in [i for i, sent in self._awaited.items() if sent < lost]:
+                del self._awaited[event_id]
             return not (self._awaited or self._fetches or self._delivering)
 
         await self._rt.wait_idle(EVENTS_QUEUE, timeout, local_idle)
@@ -166,6 +181,7 @@ class ProcrastinateEventBus:
                 lock=None,
                 queueing_lock=None,
                 task_kwargs={"event": event.name, "id": event.id, "group": sub.qualified_group},
+                priority=due_priority(event.emitted_at),
             )
             for sub in groups
         ]
@@ -248,7 +264,7 @@ class ProcrastinateEventBus:
     async def _notify(self, event: Event, raw: bytes) -> None:
         at = event.emitted_at.isoformat()
         body = msgspec.json.encode(_Envelope(event.id, event.name, at, msgspec.Raw(raw)))
-        self._awaited.add(event.id)
+        self._awaited[event.id] = time.monotonic()
         try:
             async with self._rt.transaction() as cursor:
                 if len(body) > NOTIFY_LIMIT:
@@ -260,7 +276,7 @@ class ProcrastinateEventBus:
                     body = msgspec.json.encode(_Envelope(event.id, event.name, at, stored=True))
                 await cursor.execute("SELECT pg_notify(%s, %s)", (BROADCAST_CHANNEL, body.decode()))
         except BaseException:
-            self._awaited.discard(event.id)
+            self._awaited.pop(event.id, None)
             raise
 
     def _on_broadcast(self, payload: str) -> None:
@@ -269,7 +285,7 @@ class ProcrastinateEventBus:
         except msgspec.DecodeError:
             logger.warning("Ignoring a malformed broadcast notification")
             return
-        self._awaited.discard(envelope.id)
+        self._awaited.pop(envelope.id, None)
         if self._stopped or envelope.name not in self._broadcast:
             return
         if envelope.stored:

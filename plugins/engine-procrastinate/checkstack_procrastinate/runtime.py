@@ -55,6 +55,21 @@ HOUSEKEEPING_EVERY = 60.0
 Cursor = psycopg.AsyncCursor[DictRow]
 
 
+#: Origin of :func:`due_priority` (an ``integer`` column: seconds since it fit for 68 years).
+_PRIORITY_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def due_priority(due: datetime) -> int:
+    """The procrastinate priority of a job due at ``due``: the earlier, the higher.
+
+    procrastinate fetches the highest priority first, scanning pending jobs in that order until
+    one is due. With equal priorities it scans by id, through every job scheduled for later: the
+    cost of each fetch grew with the number of schedules. Earliest-due-first finds a due job at
+    the head of the index, and runs overdue work before work that only just fell due.
+    """
+    return -int((due - _PRIORITY_EPOCH).total_seconds())
+
+
 class RetryLater(Exception):
     """Raised by a task to have procrastinate run its job again at ``retry_at``."""
 
@@ -106,6 +121,7 @@ class Runtime:
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
+        self._stopping = False
         retry = _Retry()
 
         @self.app.task(name=JOB_TASK, queue=JOBS_QUEUE, pass_context=True, retry=retry)
@@ -261,8 +277,13 @@ class Runtime:
             worker.stop()
             await asyncio.gather(recovery, stopping, return_exceptions=True)
             await run  # procrastinate's graceful shutdown: finish, or release after the timeout
+        if not stop.is_set() and not self._stopping:
+            # procrastinate stops itself when one of its side tasks fails (e.g. the database
+            # went away): exit non-zero, so a supervisor restarts the worker.
+            raise RuntimeError("The procrastinate worker stopped on its own (see the log above)")
 
     async def stop_worker(self) -> None:
+        self._stopping = True
         if self._worker is not None:
             self._worker.stop()
         if self._worker_task is not None:

@@ -50,7 +50,7 @@ from checkstack_core.jobs import (
     run_handler,
 )
 
-from .runtime import JOB_TASK, JOBS_QUEUE, Cursor, RetryLater, Runtime
+from .runtime import JOB_TASK, JOBS_QUEUE, Cursor, RetryLater, Runtime, due_priority
 
 logger = logging.getLogger("checkstack.jobs")
 
@@ -223,6 +223,7 @@ class ProcrastinateJobScheduler:
             queueing_lock=None,
             task_kwargs={"key": key, "name": name, "slot": due.isoformat()},
             scheduled_at=due,
+            priority=due_priority(due),
         )
 
     async def _drop_pending(self, cursor: Cursor, job_id: int | None) -> None:

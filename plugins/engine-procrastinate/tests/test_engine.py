@@ -20,6 +20,7 @@ from checkstack_procrastinate.scheduler import ProcrastinateJobScheduler
 from checkstack_procrastinate.schema import unapplied_migrations
 
 from checkstack_core import Context, JobRun, Plugin
+from checkstack_core.events import DeliveryMode, Event, Subscription
 from checkstack_core.host import Host
 from checkstack_core.settings import Settings
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from conftest import Engines
 
 TICK = timedelta(seconds=0.3)
+WQ = DeliveryMode.WORK_QUEUE
 
 
 async def wait_until(predicate, within: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -191,3 +193,82 @@ def test_settings_and_connection_string() -> None:
 
 def test_every_schema_change_of_the_installed_procrastinate_is_migrated() -> None:
     assert unapplied_migrations() == []
+
+
+async def test_a_stopping_worker_hands_an_unfinished_run_to_another(pg_engines: Engines) -> None:
+    started: list[tuple[int, int]] = []
+    finished: list[int] = []
+
+    def handler(process: int):  # type: ignore[no-untyped-def]
+        async def run(job: JobRun) -> None:
+            started.append((process, job.attempt))
+            await asyncio.sleep(30 if process == 1 else 0)
+            finished.append(process)
+
+        return run
+
+    first = pg_engines.process(shutdown_timeout=0.3)
+    first.jobs.register("m.long", handler(1), plugin_id="m")
+    await first.start()
+    await first.jobs.schedule_once("m.long", key="k")
+    await wait_until(lambda: started == [(1, 1)])
+    first.stop.set()  # SIGTERM: the grace period is over long before the run is
+    assert first.worker is not None
+    await first.worker
+
+    second = pg_engines.process()
+    second.jobs.register("m.long", handler(2), plugin_id="m")
+    await second.start()
+    await wait_until(lambda: finished == [2])
+    assert started == [(1, 1), (2, 2)]
+    await second.jobs.drain()
+    assert await second.jobs.get("k") is None
+
+
+async def test_work_of_a_dead_worker_is_run_by_a_live_one(pg_engines: Engines) -> None:
+    delivered: list[str] = []
+    ran: list[str] = []
+
+    async def deliver(event: Event) -> None:
+        delivered.append(event.payload["n"])
+
+    async def job(run: JobRun) -> None:
+        ran.append(run.key)
+
+    serving = pg_engines.process()
+    serving.events.subscribe(Subscription("m.thing.done", deliver, "m", WQ, "g"))
+    serving.jobs.register("m.job", job, plugin_id="m")
+    await serving.start(work=False)
+    await serving.events.emit("m.thing.done", {"n": "1"})
+    await serving.jobs.schedule_once("m.job", key="k")
+
+    # A worker took both and died without a word (kill -9): its heartbeat stopped long ago.
+    runtime = serving.runtime
+    async with runtime.transaction() as cursor:
+        await cursor.execute(
+            "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 hour') "
+            "RETURNING id"
+        )
+        dead = (await cursor.fetchone())["id"]
+        await cursor.execute(
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s "
+            "WHERE queue_name LIKE 'checkstack-%%'",
+            (dead,),
+        )
+
+    live = pg_engines.process()
+    live.events.subscribe(Subscription("m.thing.done", deliver, "m", WQ, "g"))
+    live.jobs.register("m.job", job, plugin_id="m")
+    await live.start()  # its recovery pass hands the dead worker's jobs back to the queue
+    await wait_until(lambda: delivered == ["1"] and ran == ["k"])
+
+
+async def test_a_worker_that_stops_on_its_own_fails_loudly(pg_engines: Engines) -> None:
+    process = pg_engines.process()
+    await process.start()
+    runtime = process.runtime
+    await wait_until(lambda: runtime.working)
+    runtime._worker.stop()  # what procrastinate does when a side task (its listener...) fails
+    assert process.worker is not None
+    with pytest.raises(RuntimeError, match="stopped on its own"):
+        await process.worker

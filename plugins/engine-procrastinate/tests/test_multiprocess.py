@@ -5,6 +5,8 @@ One scenario, so the processes start once (a loaded 2-core machine takes tens of
 
 - interval jobs (the ``ticker`` test plugin, 1 s and 2 s) run once per slot, deployment-wide: no
   slot twice, none missing, whichever worker runs it;
+- health checks (1 s and 5 s, the tcp strategy) run in the workers, through the healthcheck
+  scheduler's dispatch job, and go on after a worker is killed;
 - maintenance windows start and complete once (their jobs are scheduled by broadcast handlers
   in all four processes, under one key);
 - ``kill -9`` of a worker in the middle of a run: the other worker takes over once the dead one's
@@ -44,7 +46,7 @@ pytestmark = pytest.mark.e2e
 
 SECRET_KEY = "e2e-scale-key-not-for-production"
 PASSWORD = "Admin-pass-123"
-PLUGINS = "auth,catalog,maintenance,hello,procrastinate,ticker"
+PLUGINS = "auth,catalog,maintenance,hello,healthcheck,healthcheck-tcp,procrastinate,ticker"
 #: Generous: four processes start at once on a loaded machine.
 DEADLINE = 120.0
 AUTOMATIC = [("created", None), ("status", "in_progress"), ("status", "completed")]
@@ -264,6 +266,18 @@ def test_two_api_processes_and_two_workers_on_one_database(deployment: Deploymen
         "scheduleWindow",
     )
 
+    # -- health checks (1 s and 5 s): the healthcheck scheduler's dispatch job runs in workers
+    checks = []
+    for name, interval in (("fast", 1), ("slow", 5)):
+        config = {"host": "127.0.0.1", "port": deployment.api[1].port}
+        body = {"name": name, "strategyId": "tcp", "config": config, "intervalSeconds": interval}
+        check = ok(
+            call(api1, "healthcheck", "createHealthCheck", body, **admin), "createHealthCheck"
+        )
+        assign = {"id": check["id"], "systemId": system["id"]}
+        ok(call(api2, "healthcheck", "assignHealthCheck", assign, **admin), "assignHealthCheck")
+        checks.append(check["id"])
+
     # -- a key deleted through one process fails on the other at once --------------------
     created = ok(
         call(api1, "auth", "createApplication", {"name": "ci"}, **admin), "createApplication"
@@ -311,6 +325,7 @@ def test_two_api_processes_and_two_workers_on_one_database(deployment: Deploymen
         lambda: running_on(db, "fast", {first.pid, second.pid}), "a run in progress", logs
     )
     os.kill(victim, signal.SIGKILL)
+    killed_at = utcnow()
     killed = next(w for w in deployment.workers if w.pid == victim)
     survivor = next(w for w in deployment.workers if w.pid != victim)
     killed.process.wait()
@@ -320,6 +335,23 @@ def test_two_api_processes_and_two_workers_on_one_database(deployment: Deploymen
         return after if len(after) >= 5 else []
 
     after_kill = wait_for(recovered, "five runs by the survivor after the kill", logs)
+
+    # -- health checks go on after the kill, run by the survivor ----------------------------
+    def checked_since_kill() -> bool:
+        rows = query(
+            db,
+            "SELECT count(*) FROM healthcheck_run WHERE check_id = :c AND started_at > :t "
+            "AND status = 'healthy'",
+            c=checks[0],
+            t=killed_at,
+        )
+        return rows[0][0] >= 3
+
+    wait_for(checked_since_kill, "the 1 s health check to run three times after the kill", logs)
+    [(slow_checks,)] = query(
+        db, "SELECT count(*) FROM healthcheck_run WHERE check_id = :c", c=checks[1]
+    )
+    assert slow_checks >= 1
 
     # -- maintenance: started and completed once ----------------------------------------
     def completed() -> bool:
