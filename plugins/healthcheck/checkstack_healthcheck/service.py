@@ -538,10 +538,24 @@ async def _require_system(ctx: Context, system_id: str) -> None:
         raise NotFound(f"System not found: {system_id}")
 
 
+def _insert_ignoring_existing(connection: Any, table: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL: two transactions creating
+    one row both succeed (no check-then-insert race)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
 async def _ensure_system_row(session: AsyncSession, system_id: str) -> None:
-    if await session.get(SystemRow, system_id) is None:
-        session.add(SystemRow(system_id=system_id, status="healthy", changed_at=None))
+    if session.new or session.dirty or session.deleted:
         await session.flush()
+    connection = await session.connection()
+    table = SystemRow.__table__  # type: ignore[attr-defined]
+    await connection.execute(
+        _insert_ignoring_existing(connection, table), {"system_id": system_id, "status": "healthy"}
+    )
 
 
 async def assign(ctx: Context, input: AssignInput) -> Assignment:
@@ -921,6 +935,16 @@ def _window_status(thresholds: WindowThresholds, window: list[str]) -> str:
 
 
 _HOURLY_COLUMNS = tuple(_HOURLY.c)
+_EMPTY_HOURLY: dict[str, Any] = {
+    "runs": 0,
+    "healthy": 0,
+    "degraded": 0,
+    "unhealthy": 0,
+    "latency_sum": 0.0,
+    "latency_count": 0,
+    "p95_latency_ms": None,
+    "histogram": "{}",
+}
 
 
 async def _aggregate(connection: Any, outcomes: Sequence[Outcome]) -> None:
@@ -933,6 +957,15 @@ async def _aggregate(connection: Any, outcomes: Sequence[Outcome]) -> None:
         groups.setdefault(key, []).append(outcome)
     if not groups:
         return
+    # Every row the batch touches exists first (created empty, concurrent creators both fine),
+    # then is read (locked on PostgreSQL) and written back: no lost update, no duplicate key.
+    await connection.execute(
+        _insert_ignoring_existing(connection, _HOURLY),
+        [
+            {**_EMPTY_HOURLY, "check_id": k[0], "system_id": k[1], "bucket_start": k[2]}
+            for k in groups
+        ],
+    )
     query = (
         sa_select(*_HOURLY_COLUMNS)
         .where(
@@ -948,26 +981,10 @@ async def _aggregate(connection: Any, outcomes: Sequence[Outcome]) -> None:
         key = (row.check_id, row.system_id, _hour(row.bucket_start))
         if key in groups:
             existing[key] = dict(row._mapping)
-    inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for key in sorted(groups):
-        check_id, system_id, bucket = key
-        row = existing.get(key)
-        fresh = row is None
-        if row is None:
-            row = {
-                "check_id": check_id,
-                "system_id": system_id,
-                "bucket_start": bucket,
-                "runs": 0,
-                "healthy": 0,
-                "degraded": 0,
-                "unhealthy": 0,
-                "latency_sum": 0.0,
-                "latency_count": 0,
-                "p95_latency_ms": None,
-                "histogram": "{}",
-            }
+        check_id, system_id, _bucket_start = key
+        row = existing[key]
         histogram: dict[str, int] = msgspec.json.decode(row["histogram"] or "{}")
         for outcome in groups[key]:
             result = outcome.result
@@ -980,25 +997,19 @@ async def _aggregate(connection: Any, outcomes: Sequence[Outcome]) -> None:
                 histogram[bucket_key] = histogram.get(bucket_key, 0) + 1
         row["histogram"] = msgspec.json.encode(histogram).decode()
         row["p95_latency_ms"] = _percentile(histogram, 0.95)
-        if fresh:
-            inserts.append(row)
-        else:
-            updates.append(
-                {
-                    "_check_id": check_id,
-                    "_system_id": system_id,
-                    "_bucket_start": row["bucket_start"],
-                    **{
-                        k: v
-                        for k, v in row.items()
-                        if k not in ("check_id", "system_id", "bucket_start")
-                    },
-                }
-            )
-    if inserts:
-        await connection.execute(insert(_HOURLY), inserts)
-    if updates:
-        await connection.execute(_UPDATE_HOURLY, updates)
+        updates.append(
+            {
+                "_check_id": check_id,
+                "_system_id": system_id,
+                "_bucket_start": row["bucket_start"],
+                **{
+                    k: v
+                    for k, v in row.items()
+                    if k not in ("check_id", "system_id", "bucket_start")
+                },
+            }
+        )
+    await connection.execute(_UPDATE_HOURLY, updates)
 
 
 # -- system health ---------------------------------------------------------------------------------
