@@ -22,6 +22,8 @@ import msgspec
 from sqlalchemy import bindparam, case, delete, func, insert, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -542,10 +544,8 @@ def _insert_ignoring_existing(connection: Any, table: Any) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL: two transactions creating
     one row both succeed (no check-then-insert race)."""
     if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing()
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 async def _ensure_system_row(session: AsyncSession, system_id: str) -> None:
