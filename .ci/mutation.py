@@ -469,14 +469,18 @@ class Workspace:
             returncode, stdout, timed_out = done.returncode, done.stdout, False
         if timed_out:
             return False, "", True
+        # The short summary's "FAILED path::test" (not a captured "ERROR    logger:..." line).
         failed = next(
             (
                 line.split(" ", 1)[1].split(" - ")[0]
                 for line in stdout.splitlines()
                 if line.startswith(("FAILED ", "ERROR "))
+                and line[len(line.split(" ")[0]) + 1 :][:1] != " "
             ),
             "",
         )
+        if returncode != 0 and not failed:
+            failed = f"(no test failed: pytest exit status {returncode})"
         return returncode == 0, failed, False
 
     def _forked(self, args: list[str]) -> tuple[int, str, bool]:
@@ -570,7 +574,11 @@ def tests_for(
     rank = {path: position for position, path in enumerate(target.tests)}
     chosen = [t for t in found if t.split("::")[0] in rank]
     took = durations or {}
-    return sorted(chosen, key=lambda t: (took.get(t, 0.0), rank[t.split("::")[0]]))
+    ordered = sorted(chosen, key=lambda t: (took.get(t, 0.0), rank[t.split("::")[0]]))
+    # Named without their parameters: a parameter's id may differ from one run to the next
+    # (values made at collection, e.g. a random secret), and pytest answers an id it cannot find
+    # with a usage error, which would count as a kill. Every case of the test runs instead.
+    return list(dict.fromkeys(t.split("[", 1)[0] for t in ordered))
 
 
 def load_killed(path: Path) -> dict[tuple[str, int, str], str]:
