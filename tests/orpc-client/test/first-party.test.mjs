@@ -85,11 +85,14 @@ describe('first-party plugins through RPCLink', { skip: skipCatalog || skipKeyed
   test('healthcheck: createHealthCheck, runNow, getHealthChecks and getHistory', { skip: !active.has('healthcheck') || !active.has('healthcheck-tcp') }, async () => {
     const client = makeClient({ token: TOKEN })
     // A TCP check of a closed loopback port: fails fast, no traffic leaves the machine.
+    // Paused, so the scheduler's own first run cannot land between the two reads compared below;
+    // runNow runs a paused check all the same.
     const check = await client.healthcheck.createHealthCheck({
       name: 'orpc tcp',
       strategyId: 'tcp',
       config: { host: '127.0.0.1', port: 9 },
       timeoutSeconds: 1,
+      paused: true,
     })
     assert.ok(check.createdAt instanceof Date)
     await client.healthcheck.assignHealthCheck({ id: check.id, systemId: system.id })
