@@ -27,6 +27,16 @@ MAX_OUTPUT = 64 * 1024
 #: Output shown per stream in the run's result.
 KEPT_OUTPUT = 4096
 #: ``SHA256:`` + 43 base64 characters (``ssh-keygen -l``), or ``MD5:`` + 16 hex pairs.
+#: Host key types in OpenSSH's order of preference: pinned by fingerprint (or not pinned), the
+#: server presents the key ``ssh`` would have shown (asyncssh's own order starts with RSA).
+HOST_KEY_ALGORITHMS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+)
 FINGERPRINT = re.compile(
     r"(?i:sha256):[A-Za-z0-9+/]{43}=?|(?i:md5):[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){15}"
 )
@@ -140,6 +150,7 @@ class SshStrategy(Strategy[SshConfig]):
                     client_keys=keys,
                     client_factory=lambda: client,
                     known_hosts=pin.known_hosts(config.accept_any_host_key),
+                    server_host_key_algs=pin.algorithms(config.accept_any_host_key),
                     # Nothing from this machine: no ~/.ssh/config, keys, agent or Kerberos.
                     config=None,
                     agent_path=None,
@@ -231,6 +242,13 @@ class _Pin:
         if self.pinned is not None and not isinstance(self.pinned, str):
             return ([self.pinned], [], [])
         return ([], [], [])
+
+    def algorithms(self, accept_any: bool) -> Any:
+        """asyncssh's ``server_host_key_algs``: a pinned public key's own (``()`` lets asyncssh
+        take them from the trusted key), else OpenSSH's order."""
+        if not accept_any and self.pinned is not None and not isinstance(self.pinned, str):
+            return ()
+        return list(HOST_KEY_ALGORITHMS)
 
     def accepts(self, key: asyncssh.SSHKey) -> bool:
         """Whether a key asyncssh did not trust itself matches the pinned fingerprint."""

@@ -2,8 +2,8 @@
 fixtures, and a real SSH server (``asyncssh``) the tests start on a loopback port, with keys
 made here.
 
-- ``keys``: the server's host key, another host key, the authorised client key, another
-  client key (module scope: made once);
+- ``keys``: the server's host keys (ed25519 and RSA), another host key, the authorised client
+  key, another client key (module scope: made once);
 - ``ssh_server``: user ``monitor`` logs in with ``PASSWORD`` or the authorised key; commands
   ``check-db`` (prints two lines), ``fail`` (exit 3, ``boom`` on stderr), ``hang`` (never
   ends); ``ssh_server.passwords`` lists the passwords the server received;
@@ -61,6 +61,8 @@ def admin(checkstack_client: Any, checkstack_auth: Any) -> Any:
 @dataclass(frozen=True)
 class Keys:
     host: asyncssh.SSHKey
+    #: The server's second host key (asyncssh alone would prefer it: the strategy must not).
+    host_rsa: asyncssh.SSHKey
     other_host: asyncssh.SSHKey
     client: asyncssh.SSHKey
     other_client: asyncssh.SSHKey
@@ -84,7 +86,8 @@ def keys() -> Keys:
         # a second of key stretching at every use.
         warnings.simplefilter("ignore", UserWarning)
         encrypted = client.export_private_key(passphrase=PASSPHRASE, rounds=1).decode()
-    return Keys(host, other_host, client, other_client, encrypted)
+    host_rsa = asyncssh.generate_private_key("ssh-rsa", key_size=2048)
+    return Keys(host, host_rsa, other_host, client, other_client, encrypted)
 
 
 @dataclass
@@ -130,7 +133,7 @@ async def ssh_server(keys: Keys) -> AsyncIterator[SshServer]:
             process.exit(127)
 
     server = await asyncssh.create_server(
-        Server, "127.0.0.1", 0, server_host_keys=[keys.host], process_factory=command
+        Server, "127.0.0.1", 0, server_host_keys=[keys.host_rsa, keys.host], process_factory=command
     )
     running.port = int(server.sockets[0].getsockname()[1])
     try:

@@ -75,9 +75,14 @@ async def test_password_login_with_the_host_key_pinned(ssh_server: SshServer, ke
     assert (await probe(**config_for(ssh_server, password=PASSWORD, hostKey=line))).status == (
         "healthy"
     )
-    fingerprint = keys.host.get_fingerprint()
-    by_print = await probe(**config_for(ssh_server, password=PASSWORD, hostKey=fingerprint))
-    assert by_print.status == "healthy"
+    # Pinned by fingerprint, the ed25519 key is the one asked for, as OpenSSH's ssh would.
+    for fingerprint in (keys.host.get_fingerprint(), keys.host.get_fingerprint("md5")):
+        by_print = await probe(**config_for(ssh_server, password=PASSWORD, hostKey=fingerprint))
+        assert by_print.status == "healthy", by_print.message
+    # Pinned by its public key, the server's RSA key is asked for and accepted too.
+    rsa = keys.host_rsa.export_public_key().decode()
+    by_rsa = await probe(**config_for(ssh_server, password=PASSWORD, hostKey=rsa))
+    assert by_rsa.data["hostKeyFingerprint"] == keys.host_rsa.get_fingerprint()
 
 
 async def test_key_login_plain_and_encrypted(ssh_server: SshServer, keys: Keys) -> None:
