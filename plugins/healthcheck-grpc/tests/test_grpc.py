@@ -171,31 +171,30 @@ async def test_unreachable_targets(closed_port: int, silent_port: int, http1_por
     assert (silent.status, silent.message) == ("unhealthy", "Timed out after 0.5 s")
 
 
-@pytest.mark.parametrize(
-    ("config", "path", "words"),
-    [
-        ({"metadata": {"X-Upper": "1"}}, ["config", "metadata", "X-Upper"], "Invalid metadata key"),
-        ({"metadata": {"grpc-timeout": "1"}}, ["config", "metadata", "grpc-timeout"], "key"),
-        ({"secretMetadata": {"a-bin": "x"}}, ["config", "secretMetadata", "a-bin"], "key"),
-        ({"metadata": {"x": "caf\u00e9"}}, ["config", "metadata", "x"], "printable ASCII"),
-        ({"caPem": "-----BEGIN CERTIFICATE-----"}, ["config", "caPem"], "needs tls"),
-        ({"tls": True, "caPem": "hello"}, ["config", "caPem"], "PEM"),
-        ({"host": "http://x"}, ["config", "host"], "host name"),
-        ({"port": 0}, ["config", "port"], ">= 1"),
-    ],
-)
-async def test_bad_configs_are_refused_with_the_path(
-    admin: Any, config: dict[str, Any], path: list[Any], words: str
-) -> None:
-    body = {"host": "127.0.0.1", "port": 50051, **config}
-    with pytest.raises(BadRequest) as caught:
-        await admin.call(
-            "healthcheck",
-            "createHealthCheck",
-            {"name": "grpc", "strategyId": "grpc", "config": body},
-        )
-    issue = caught.value.data["issues"][0]
-    assert issue["path"] == path and words in issue["message"]
+#: Bad configs: (config fields, the path the error names, words of its message).
+BAD_CONFIGS: list[tuple[dict[str, Any], list[Any], str]] = [
+    ({"metadata": {"X-Upper": "1"}}, ["config", "metadata", "X-Upper"], "Invalid metadata key"),
+    ({"metadata": {"grpc-timeout": "1"}}, ["config", "metadata", "grpc-timeout"], "key"),
+    ({"secretMetadata": {"a-bin": "x"}}, ["config", "secretMetadata", "a-bin"], "key"),
+    ({"metadata": {"x": "caf\u00e9"}}, ["config", "metadata", "x"], "printable ASCII"),
+    ({"caPem": "-----BEGIN CERTIFICATE-----"}, ["config", "caPem"], "needs tls"),
+    ({"tls": True, "caPem": "hello"}, ["config", "caPem"], "PEM"),
+    ({"host": "http://x"}, ["config", "host"], "host name"),
+    ({"port": 0}, ["config", "port"], ">= 1"),
+]
+
+
+async def test_bad_configs_are_refused_with_the_path(admin: Any) -> None:
+    for config, path, words in BAD_CONFIGS:
+        body = {"host": "127.0.0.1", "port": 50051, **config}
+        with pytest.raises(BadRequest) as caught:
+            await admin.call(
+                "healthcheck",
+                "createHealthCheck",
+                {"name": "grpc", "strategyId": "grpc", "config": body},
+            )
+        issue = caught.value.data["issues"][0]
+        assert (issue["path"], words in issue["message"]) == (path, True), issue
 
 
 async def test_through_http(admin: Any, grpc_server: GrpcServer) -> None:

@@ -221,40 +221,41 @@ async def test_secrets_appear_in_no_result_and_no_log(
     assert "Auth for user monitor" in caplog.text  # the log was captured at all
 
 
-@pytest.mark.parametrize(
-    ("config", "path", "words"),
-    [
-        ({"password": None}, ["config", "password"], "Set password or privateKey"),
-        ({"hostKey": None}, ["config", "hostKey"], "acceptAnyHostKey: true"),
-        ({"acceptAnyHostKey": True}, ["config", "acceptAnyHostKey"], "not both"),
-        ({"hostKey": "SHA256:short"}, ["config", "hostKey"], "fingerprint"),
-        ({"hostKey": "ssh-ed25519 AAAAnope"}, ["config", "hostKey"], "public key"),
-        ({"outputContains": "up"}, ["config", "outputContains"], "needs command"),
-        ({"command": "x", "outputMatches": "("}, ["config", "outputMatches"], "regular"),
-        ({"keyPassphrase": "x"}, ["config", "keyPassphrase"], "needs privateKey"),
-        ({"password": None, "privateKey": "hunter2"}, ["config", "privateKey"], "private key"),
-        ({"expectedExitCode": 256}, ["config", "expectedExitCode"], "<= 255"),
-        ({"username": ""}, ["config", "username"], "length"),
-    ],
-)
-async def test_bad_configs_are_refused_with_the_path(
-    admin: Any, keys: Keys, config: dict[str, Any], path: list[Any], words: str
-) -> None:
-    body = {
-        "host": "127.0.0.1",
-        "username": USER,
-        "password": PASSWORD,
-        "hostKey": keys.host.get_fingerprint(),
-        **config,
-    }
-    body = {key: value for key, value in body.items() if value is not None}
-    with pytest.raises(BadRequest) as refused:
-        await admin.call(
-            "healthcheck", "createHealthCheck", {"name": "ssh", "strategyId": "ssh", "config": body}
-        )
-    issue = refused.value.data["issues"][0]
-    assert issue["path"] == path and words in issue["message"]
-    assert PASSWORD not in str(refused.value.data)
+#: Bad configs: (config fields, the path the error names, words of its message).
+BAD_CONFIGS: list[tuple[dict[str, Any], list[Any], str]] = [
+    ({"password": None}, ["config", "password"], "Set password or privateKey"),
+    ({"hostKey": None}, ["config", "hostKey"], "acceptAnyHostKey: true"),
+    ({"acceptAnyHostKey": True}, ["config", "acceptAnyHostKey"], "not both"),
+    ({"hostKey": "SHA256:short"}, ["config", "hostKey"], "fingerprint"),
+    ({"hostKey": "ssh-ed25519 AAAAnope"}, ["config", "hostKey"], "public key"),
+    ({"outputContains": "up"}, ["config", "outputContains"], "needs command"),
+    ({"command": "x", "outputMatches": "("}, ["config", "outputMatches"], "regular"),
+    ({"keyPassphrase": "x"}, ["config", "keyPassphrase"], "needs privateKey"),
+    ({"password": None, "privateKey": "hunter2"}, ["config", "privateKey"], "private key"),
+    ({"expectedExitCode": 256}, ["config", "expectedExitCode"], "<= 255"),
+    ({"username": ""}, ["config", "username"], "length"),
+]
+
+
+async def test_bad_configs_are_refused_with_the_path(admin: Any, keys: Keys) -> None:
+    for config, path, words in BAD_CONFIGS:
+        body = {
+            "host": "127.0.0.1",
+            "username": USER,
+            "password": PASSWORD,
+            "hostKey": keys.host.get_fingerprint(),
+            **config,
+        }
+        body = {key: value for key, value in body.items() if value is not None}
+        with pytest.raises(BadRequest) as refused:
+            await admin.call(
+                "healthcheck",
+                "createHealthCheck",
+                {"name": "ssh", "strategyId": "ssh", "config": body},
+            )
+        issue = refused.value.data["issues"][0]
+        assert (issue["path"], words in issue["message"]) == (path, True), issue
+        assert PASSWORD not in str(refused.value.data)
 
 
 async def test_through_http(admin: Any, ssh_server: SshServer, keys: Keys) -> None:
