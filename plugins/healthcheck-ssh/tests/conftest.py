@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +96,8 @@ class SshServer:
     passwords: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-async def ssh_server(keys: Keys) -> AsyncIterator[SshServer]:
+async def start_ssh_server(keys: Keys) -> tuple[SshServer, Callable[[], Awaitable[None]]]:
+    """The test SSH server, listening; and the coroutine function that stops it."""
     stop = asyncio.Event()
     running = SshServer(port=0)
 
@@ -133,12 +133,26 @@ async def ssh_server(keys: Keys) -> AsyncIterator[SshServer]:
             process.exit(127)
 
     server = await asyncssh.create_server(
-        Server, "127.0.0.1", 0, server_host_keys=[keys.host_rsa, keys.host], process_factory=command
+        Server,
+        "127.0.0.1",
+        0,
+        server_host_keys=[keys.host_rsa, keys.host],
+        process_factory=command,
     )
     running.port = int(server.sockets[0].getsockname()[1])
-    try:
-        yield running
-    finally:
+
+    async def close() -> None:
         stop.set()
         server.close()
         await server.wait_closed()
+
+    return running, close
+
+
+@pytest.fixture
+async def ssh_server(keys: Keys) -> AsyncIterator[SshServer]:
+    running, close = await start_ssh_server(keys)
+    try:
+        yield running
+    finally:
+        await close()
