@@ -32,7 +32,9 @@ def network_message(exc: BaseException, timeout: float | None = None) -> str:
                 return "TLS certificate has expired"
             if "self-signed" in reason or "self signed" in reason:
                 return "TLS certificate is self-signed"
-            if "Hostname mismatch" in reason or "hostname" in reason.lower():
+            # OpenSSL words it "Hostname mismatch" or "IP address mismatch" (then quotes the
+            # target, which a message must not).
+            if "mismatch" in reason.lower() or "hostname" in reason.lower():
                 return "TLS certificate does not match the host name"
             return f"TLS certificate verification failed: {reason or 'unknown reason'}"
         if isinstance(error, ssl.SSLError):
