@@ -61,9 +61,8 @@ async def test_a_passing_command_is_healthy(admin, tmp_path):
     assert not (tmp_path / "pwned").exists()  # no shell: the argument stayed text
 
 
-@pytest.mark.parametrize(
-    ("body", "config", "message"),
-    [
+async def test_failures_are_unhealthy_with_a_clear_message(admin, tmp_path):
+    for body, config, message in [
         ("exit 3\n", {}, "Exit code 3 (expected 0)"),
         ("exit 1\n", {"expectedExitCodes": [0, 2]}, "Exit code 1 (expected 0, 2)"),
         (
@@ -82,11 +81,9 @@ async def test_a_passing_command_is_healthy(admin, tmp_path):
             "stdout does not match the expected pattern",
         ),
         ("kill -9 $$\n", {}, "Command was killed by signal SIGKILL"),
-    ],
-)
-async def test_failures_are_unhealthy_with_a_clear_message(admin, tmp_path, body, config, message):
-    ran = await run(admin, {"command": script(tmp_path, body), **config})
-    assert (ran["status"], ran["message"]) == ("unhealthy", message)
+    ]:
+        ran = await run(admin, {"command": script(tmp_path, body), **config})
+        assert (ran["status"], ran["message"]) == ("unhealthy", message)
 
 
 async def test_an_expected_exit_code_other_than_zero_is_healthy(admin, tmp_path):
@@ -159,9 +156,8 @@ async def test_environment_secrets_masked_and_server_variables_withheld(
     assert "s3cr3t-t0ken" not in str([check, ran, shown]) + caplog.text
 
 
-@pytest.mark.parametrize(
-    ("config", "path"),
-    [
+async def test_bad_configs_are_refused_with_the_path(admin):
+    for config, path in [
         ({"command": "true", "workingDir": "relative/dir"}, ["config", "workingDir"]),
         (
             {"command": "true", "assertions": [{"operator": "matches", "value": "("}]},
@@ -170,16 +166,14 @@ async def test_environment_secrets_masked_and_server_variables_withheld(
         ({"command": "true", "env": {"BAD-NAME": "x"}}, ["config", "env", "BAD-NAME"]),
         ({"command": "true", "expectedExitCodes": [256]}, ["config", "expectedExitCodes", 0]),
         ({"command": ""}, ["config", "command"]),
-    ],
-)
-async def test_bad_configs_are_refused_with_the_path(admin, config, path):
-    with pytest.raises(BadRequest) as refused:
-        await admin.call(
-            "healthcheck",
-            "createHealthCheck",
-            {"name": "bad", "strategyId": "command", "config": config},
-        )
-    assert [issue["path"] for issue in refused.value.data["issues"]] == [path]
+    ]:
+        with pytest.raises(BadRequest) as refused:
+            await admin.call(
+                "healthcheck",
+                "createHealthCheck",
+                {"name": "bad", "strategyId": "command", "config": config},
+            )
+        assert [issue["path"] for issue in refused.value.data["issues"]] == [path]
 
 
 async def test_only_holders_of_the_command_rule_may_create_edit_or_run(

@@ -92,9 +92,8 @@ async def test_the_strategy_is_served_with_its_schema(admin):
     ]
 
 
-@pytest.mark.parametrize(
-    ("name", "record_type", "expected", "answers", "message"),
-    [
+async def test_answers_are_healthy(admin, dns_port):
+    for name, record_type, expected, answers, message in [
         (
             "ok.test",
             "A",
@@ -114,18 +113,15 @@ async def test_the_strategy_is_served_with_its_schema(admin):
         ("ok.test", "TXT", ["v=spf1 -all"], ["v=spf1 -all"], "Resolved 1 TXT record"),
         ("ok.test.", "NS", ["ns1.ok.test"], ["ns1.ok.test"], "Resolved 1 NS record"),
         ("mail.ok.test", "A", [], ["192.0.2.25"], "Resolved 1 A record"),
-    ],
-)
-async def test_answers_are_healthy(admin, dns_port, name, record_type, expected, answers, message):
-    ran = await resolve(admin, dns_port, name, recordType=record_type, expectedValues=expected)
-    assert (ran["status"], ran["message"]) == ("healthy", message)
-    assert sorted(ran["result"]["answers"]) == answers
-    assert ran["result"]["ttl"] == 300
+    ]:
+        ran = await resolve(admin, dns_port, name, recordType=record_type, expectedValues=expected)
+        assert (ran["status"], ran["message"]) == ("healthy", message)
+        assert sorted(ran["result"]["answers"]) == answers
+        assert ran["result"]["ttl"] == 300
 
 
-@pytest.mark.parametrize(
-    ("name", "config", "message"),
-    [
+async def test_failures_are_unhealthy_with_a_clear_message(admin, dns_port):
+    for name, config, message in [
         ("nothing.test", {}, "Domain does not exist (NXDOMAIN)"),
         ("mail.ok.test", {"recordType": "AAAA"}, "No AAAA record for the name"),
         (
@@ -144,11 +140,9 @@ async def test_answers_are_healthy(admin, dns_port, name, record_type, expected,
             "Answer does not contain the expected value",
         ),
         ("broken.test", {}, "Resolver answered SERVFAIL"),
-    ],
-)
-async def test_failures_are_unhealthy_with_a_clear_message(admin, dns_port, name, config, message):
-    ran = await resolve(admin, dns_port, name, **config)
-    assert (ran["status"], ran["message"]) == ("unhealthy", message)
+    ]:
+        ran = await resolve(admin, dns_port, name, **config)
+        assert (ran["status"], ran["message"]) == ("unhealthy", message)
 
 
 async def test_a_slow_answer_is_degraded(admin, dns_port):
@@ -173,9 +167,8 @@ async def test_nothing_listening_is_unhealthy(admin):
     assert (ran["status"], ran["message"]) == ("unhealthy", "DNS query timed out after 0.9 s")
 
 
-@pytest.mark.parametrize(
-    ("config", "path"),
-    [
+async def test_bad_configs_are_refused_with_the_path(admin):
+    for config, path in [
         ({"name": "ok.test", "resolver": "dns.example"}, ["config", "resolver"]),
         ({"name": "ok.test", "expectedValues": ["ok.test"]}, ["config", "expectedValues", 0]),
         (
@@ -184,15 +177,13 @@ async def test_nothing_listening_is_unhealthy(admin):
         ),
         ({"name": "ok.test", "recordType": "SOA"}, ["config", "recordType"]),
         ({"name": "a..b"}, ["config", "name"]),
-    ],
-)
-async def test_bad_configs_are_refused_with_the_path(admin, config, path):
-    from checkstack_core import BadRequest
+    ]:
+        from checkstack_core import BadRequest
 
-    with pytest.raises(BadRequest) as refused:
-        await admin.call(
-            "healthcheck",
-            "createHealthCheck",
-            {"name": "bad", "strategyId": "dns", "config": config},
-        )
-    assert [issue["path"] for issue in refused.value.data["issues"]] == [path]
+        with pytest.raises(BadRequest) as refused:
+            await admin.call(
+                "healthcheck",
+                "createHealthCheck",
+                {"name": "bad", "strategyId": "dns", "config": config},
+            )
+        assert [issue["path"] for issue in refused.value.data["issues"]] == [path]
