@@ -83,12 +83,14 @@ class CommandStrategy(Strategy[CommandConfig]):
             for i, arg in enumerate(config.args)
             if "\0" in arg
         )
-        for field, names in (("env", config.env), ("secretEnv", config.secret_env)):
-            problems.extend(
-                ("must be a variable name (letters, digits, _)", [field, name])
-                for name in names
-                if not ENV_NAME.fullmatch(name)
-            )
+        for field, variables in (("env", config.env), ("secretEnv", config.secret_env)):
+            for name, value in variables.items():
+                if not ENV_NAME.fullmatch(name):
+                    problems.append(("must be a variable name (letters, digits, _)", [field, name]))
+                elif "\0" in value:
+                    problems.append(("must not contain NUL", [field, name]))
+        if config.working_dir is not None and "\0" in config.working_dir:
+            problems.append(("workingDir must not contain NUL", ["workingDir"]))
         if config.working_dir is not None and not os.path.isabs(config.working_dir):
             problems.append(("workingDir must be an absolute path", ["workingDir"]))
         for i, assertion in enumerate(config.assertions):

@@ -166,6 +166,8 @@ async def test_bad_configs_are_refused_with_the_path(admin):
         ({"command": "true", "env": {"BAD-NAME": "x"}}, ["config", "env", "BAD-NAME"]),
         ({"command": "true", "expectedExitCodes": [256]}, ["config", "expectedExitCodes", 0]),
         ({"command": ""}, ["config", "command"]),
+        ({"command": "true", "secretEnv": {"TOKEN": "a\0b"}}, ["config", "secretEnv", "TOKEN"]),
+        ({"command": "true", "args": ["a", "b\0"]}, ["config", "args", 1]),
     ]:
         with pytest.raises(BadRequest) as refused:
             await admin.call(
