@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from checkstack_core import Context, Level, NotFound, ServiceRef
+from checkstack_core import Context, Forbidden, Level, NotFound, ServiceRef
 from checkstack_core.db import core_rows, utcnow
 from checkstack_core.dispatch import validation_issues
 from checkstack_core.errors import validation_error
@@ -215,6 +215,19 @@ def strategy_of(ctx: Context, strategy_id: str) -> Strategy[Any]:
             [{"message": f"Unknown strategy: {strategy_id}", "path": ["strategyId"]}]
         )
     return strategy
+
+
+def require_strategy_rules(ctx: Context, strategy_id: str) -> None:
+    """FORBIDDEN unless the caller holds every rule the strategy requires on top of the manage
+    rule (``Strategy.required_rules``); a strategy that is not installed requires none."""
+    strategy = runtime(ctx).strategies.get(strategy_id)
+    if strategy is None:
+        return
+    missing = [rule for rule in strategy.required_rules if not ctx.principal.holds(rule)]
+    if missing:
+        raise Forbidden(
+            f"Checks of strategy {strategy.id!r} need the access rule {', '.join(missing)}"
+        )
 
 
 def parse_config(strategy: Strategy[Any], raw: dict[str, Any]) -> msgspec.Struct:
@@ -427,6 +440,7 @@ async def create_check(ctx: Context, input: CreateHealthCheckInput) -> HealthChe
     if issues:
         raise validation_error(issues)
     strategy = strategy_of(ctx, input.strategy_id)
+    require_strategy_rules(ctx, strategy.id)
     parse_config(strategy, input.config)
     now = utcnow()
     row = CheckRow(
@@ -488,6 +502,7 @@ async def update_check(ctx: Context, input: UpdateHealthCheckInput) -> HealthChe
     if issues:
         raise validation_error(issues)
     row = await _load_check(session, input.id)
+    require_strategy_rules(ctx, row.strategy_id)
     unset = msgspec.UNSET
     values: dict[str, Any] = {}
     if input.name is not unset:
@@ -1125,6 +1140,7 @@ async def run_now(ctx: Context, input: RunNowInput) -> Run:
     given) and returned."""
     session = ctx.session
     check = await _load_check(session, input.id)
+    require_strategy_rules(ctx, check.strategy_id)
     if input.system_id is not None:
         found = await core_rows(
             session,

@@ -93,13 +93,19 @@ class Strategy(Generic[C]):
     - ``display_name``, ``description``: shown by ``getStrategies``;
     - ``config_type``: a msgspec Struct; a check's ``config`` is validated against it on create
       and update (errors name the path, e.g. ``["config", "url"]``) and its JSON schema is served
-      by ``getStrategies``. Mark secret fields with :data:`Secret`.
+      by ``getStrategies``. Mark secret fields with :data:`Secret`;
+    - ``required_rules`` (optional): qualified access rules (``"<pluginId>.<resource>.<action>"``,
+      usually declared by the strategy's own plugin) a caller must hold, on top of
+      ``healthcheck.healthcheck.manage``, to create, update or ``runNow`` a check of this
+      strategy; anyone else is answered ``FORBIDDEN``. For strategies whose config decides what
+      runs on the server host (a command), not merely what is probed.
     """
 
     id: ClassVar[str]
     display_name: ClassVar[str]
     description: ClassVar[str] = ""
     config_type: ClassVar[type[msgspec.Struct]]
+    required_rules: ClassVar[tuple[str, ...]] = ()
 
     def validate(self, config: C) -> list[tuple[str, list[str | int]]]:
         """Checks the type cannot express: ``[(message, path-inside-config), ...]``."""
