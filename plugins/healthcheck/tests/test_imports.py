@@ -1,5 +1,5 @@
 """Strategy plugins depend on the healthcheck plugin's hookspec module alone: importing it (and
-the first-party strategy plugins) loads neither the server, the database layer nor the
+every installed strategy plugin) loads neither the server, the database layer nor the
 healthcheck plugin's service."""
 
 from __future__ import annotations
@@ -9,10 +9,26 @@ import subprocess
 import sys
 
 PROBE = """
-import json, sys
-import checkstack_healthcheck.strategy, checkstack_healthcheck_http, checkstack_healthcheck_tcp
+import importlib, json, sys
+from importlib.metadata import entry_points
+import checkstack_healthcheck.strategy
+for found in entry_points(group="checkstack.plugins"):
+    if found.name.startswith("healthcheck-"):
+        importlib.import_module(found.module)
 print(json.dumps(sorted(sys.modules)))
 """
+
+#: The first-party strategy distributions; each must be installed in this workspace.
+FIRST_PARTY = (
+    "healthcheck-http",
+    "healthcheck-tcp",
+    "healthcheck-dns",
+    "healthcheck-tls",
+    "healthcheck-ping",
+    "healthcheck-grpc",
+    "healthcheck-ssh",
+    "healthcheck-command",
+)
 
 
 def test_strategy_plugins_load_no_server_module() -> None:
@@ -37,7 +53,7 @@ def test_strategy_plugins_are_discovered_as_plugins_of_the_plugin() -> None:
     from importlib.metadata import entry_points
 
     found = {ep.name: ep.load() for ep in entry_points(group="checkstack.plugins")}
-    for name in ("healthcheck-http", "healthcheck-tcp"):
+    for name in FIRST_PARTY:
         assert found[name].id == name
         assert list(found[name].depends_on) == ["healthcheck"]
     assert found["healthcheck"].hookspecs is not None
