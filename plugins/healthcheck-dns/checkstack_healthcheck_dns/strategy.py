@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.resolver
 import msgspec
 from checkstack_healthcheck.errors import seconds
 from checkstack_healthcheck.strategy import CheckResult, Strategy, remaining
 from msgspec import Meta
+
+if TYPE_CHECKING:
+    import dns.resolver
 
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS"]
 #: Answers kept in the result, at most.
@@ -50,6 +49,9 @@ class DnsStrategy(Strategy[DnsConfig]):
     config_type: ClassVar[type[msgspec.Struct]] = DnsConfig
 
     def validate(self, config: DnsConfig) -> list[tuple[str, list[str | int]]]:
+        import dns.exception
+        import dns.name
+
         problems: list[tuple[str, list[str | int]]] = []
         try:
             dns.name.from_text(config.name)
@@ -67,6 +69,12 @@ class DnsStrategy(Strategy[DnsConfig]):
         return problems
 
     async def run(self, config: DnsConfig, deadline: float) -> CheckResult:
+        # dnspython is imported on the first run, so a server start does not pay for it.
+        import dns.asyncresolver
+        import dns.exception
+        import dns.name
+        import dns.resolver
+
         # Leave a tenth of the time to report before the hard limit ends the run.
         allotted = remaining(deadline) * 0.9
         try:

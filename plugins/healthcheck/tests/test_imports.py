@@ -47,6 +47,10 @@ def test_strategy_plugins_load_no_server_module() -> None:
         "litestar",
     }
     assert server & loaded == set()
+    # Client libraries that take a noticeable time to import wait for their strategy's first
+    # run, so a server start does not pay for strategies nobody uses.
+    deferred = {"dns", "grpc", "asyncssh"}
+    assert {name.split(".")[0] for name in loaded} & deferred == set()
 
 
 def test_strategy_plugins_are_discovered_as_plugins_of_the_plugin() -> None:
