@@ -130,3 +130,13 @@ async def test_through_http_healthy_then_wrong_password_without_leaking(admin, c
     ]
     assert WRONG not in repr(seen)
     assert WRONG not in caplog.text
+
+
+def test_the_distribution_names_the_plugin():
+    from importlib.metadata import entry_points
+
+    from checkstack_healthcheck_amqp import plugin
+
+    (found,) = entry_points(group="checkstack.plugins", name="healthcheck-amqp")
+    assert found.load() is plugin
+    assert (plugin.id, list(plugin.depends_on)) == ("healthcheck-amqp", ["healthcheck"])

@@ -165,3 +165,13 @@ async def test_through_http_healthy_then_wrong_credentials_without_leaking(admin
     ]
     assert PASSWORD not in repr(seen)
     assert PASSWORD not in caplog.text
+
+
+def test_the_distribution_names_the_plugin():
+    from importlib.metadata import entry_points
+
+    from checkstack_healthcheck_postgres import plugin
+
+    (found,) = entry_points(group="checkstack.plugins", name="healthcheck-postgres")
+    assert found.load() is plugin
+    assert (plugin.id, list(plugin.depends_on)) == ("healthcheck-postgres", ["healthcheck"])

@@ -148,3 +148,13 @@ async def test_through_http_healthy_then_wrong_password_without_leaking(
     ]
     assert password not in repr(seen)
     assert password not in caplog.text
+
+
+def test_the_distribution_names_the_plugin():
+    from importlib.metadata import entry_points
+
+    from checkstack_healthcheck_redis import plugin
+
+    (found,) = entry_points(group="checkstack.plugins", name="healthcheck-redis")
+    assert found.load() is plugin
+    assert (plugin.id, list(plugin.depends_on)) == ("healthcheck-redis", ["healthcheck"])
