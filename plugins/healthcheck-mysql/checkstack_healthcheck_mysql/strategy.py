@@ -38,8 +38,9 @@ QUERY_ERRORS = {
     1044: "permission denied",
     1792: "read-only transaction",  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
     1317: "query interrupted",
-    3024: "maximum execution time exceeded",
 }
+#: The server stopped the query at the limit the run set (MariaDB, MySQL).
+STATEMENT_TIMEOUTS = {1969, 3024}
 
 
 class MySQLConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="camel"):
@@ -104,7 +105,7 @@ class MySQLStrategy(Strategy[MySQLConfig]):
                     if config.query is not None:
                         phase = "query"
                         queried = time.monotonic()
-                        rows = await _read_only(conn, config.query)
+                        rows = await _read_only(conn, config.query, remaining(deadline))
                         data["queryMs"] = _ms(queried)
                         data["rows"] = len(rows)
                         data["value"] = _text(rows[0][0]) if rows and len(rows[0]) else None
@@ -122,6 +123,8 @@ class MySQLStrategy(Strategy[MySQLConfig]):
             code, text = _code(exc)
             if code is not None:
                 data["error"] = f"{code} {text}"[:500]
+            if code in STATEMENT_TIMEOUTS:
+                return _failed(f"Query timed out after {seconds(allotted)} s", data)
             if phase == "query":
                 words = QUERY_ERRORS.get(code or 0, f"MySQL error {code}")
                 return _failed(f"Query failed: {words}", data)
@@ -160,11 +163,19 @@ class MySQLStrategy(Strategy[MySQLConfig]):
         )
 
 
-async def _read_only(conn: Any, query: str) -> list[Any]:
+async def _read_only(conn: Any, query: str, limit: float) -> list[Any]:
     """``query``'s rows, read only: the session's transactions are made read-only first (a
-    ``START TRANSACTION READ ONLY`` would not do: DDL commits it implicitly and runs)."""
+    ``START TRANSACTION READ ONLY`` would not do: DDL commits it implicitly and runs). The
+    server stops the query itself after ``limit`` seconds: a query abandoned by the client would
+    otherwise go on running there."""
     async with conn.cursor() as cursor:
         await cursor.execute("SET SESSION TRANSACTION READ ONLY")
+        if "mariadb" in conn.get_server_info().lower():
+            await cursor.execute("SET SESSION max_statement_time = %s", (round(limit, 3),))
+        else:  # MySQL's own limit covers SELECT statements only
+            await cursor.execute(
+                "SET SESSION max_execution_time = %s", (max(int(limit * 1000), 1),)
+            )
         await cursor.execute(query)
         return list(await cursor.fetchall() or [])
 

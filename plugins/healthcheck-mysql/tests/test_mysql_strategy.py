@@ -87,6 +87,33 @@ async def test_a_slow_query_times_out_within_the_deadline():
     assert time.monotonic() - started < 3  # the query was abandoned, not waited for
 
 
+async def test_an_abandoned_query_does_not_go_on_running_on_the_server():
+    import asyncio
+
+    import asyncmy
+
+    marker = f"hc-abandoned-{time.monotonic_ns()}"
+    result = await run(within=0.5, query=f"SELECT SLEEP(30) /* {marker} */")
+    assert result.message == "Query timed out after 0.5 s"
+    conn = await asyncmy.connect(host=HOST, port=PORT, user="root", password="")
+    try:
+        # The server stops it at the run's limit; it must be gone well before its 30 s.
+        for _ in range(100):
+            async with conn.cursor() as cursor:
+                await cursor.execute(
+                    "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE %s "
+                    "AND id <> CONNECTION_ID()",
+                    (f"%{marker}%",),
+                )
+                (running,) = await cursor.fetchone()
+            if not running:
+                break
+            await asyncio.sleep(0.05)
+        assert running == 0
+    finally:
+        await conn.ensure_closed()
+
+
 async def test_a_server_that_never_answers_times_out(silent_port):
     result = await run(within=0.3, port=silent_port)
     assert (result.status, result.message) == ("unhealthy", "Timed out after 0.3 s")
