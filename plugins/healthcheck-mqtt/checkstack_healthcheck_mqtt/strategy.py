@@ -38,7 +38,7 @@ class MqttConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, renam
     protocol: Literal["3.1.1", "5"] = "3.1.1"
     #: A topic (no wildcards) to subscribe to, publish a unique payload on and receive it back.
     topic: Annotated[str, Meta(min_length=1, max_length=65_535)] | None = None
-    qos: Literal[0, 1, 2] = 1
+    qos: Annotated[int, Meta(ge=0, le=2)] = 1
     #: Connecting (and the round trip) slower than this is ``degraded``.
     degraded_latency_ms: Annotated[float, Meta(gt=0, le=3_600_000)] | None = None
 
