@@ -4,7 +4,6 @@ transaction and compare the first value it returns."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import ssl
 import time
@@ -77,9 +76,8 @@ class PostgresStrategy(Strategy[PostgresConfig]):
                 )
                 try:
                     data.update(connected=True, connectMs=_ms(started))
-                    data["serverVersion"] = ".".join(
-                        str(part) for part in conn.get_server_version()[:2]
-                    )
+                    # As the server reports it ("15.20 (Debian 15.20-0+deb12u1)").
+                    data["serverVersion"] = str(conn.get_settings().server_version)[:100]
                     if config.query is not None:
                         phase = "query"
                         queried = time.monotonic()
@@ -89,8 +87,10 @@ class PostgresStrategy(Strategy[PostgresConfig]):
                         data["rows"] = len(rows)
                         data["value"] = _text(rows[0][0]) if rows and len(rows[0]) else None
                 finally:
-                    with contextlib.suppress(Exception):
+                    try:
                         await asyncio.wait_for(conn.close(), 0.5)
+                    except Exception:  # not closed politely in time: drop the socket
+                        conn.terminate()
         except TimeoutError:
             what = "Query timed out" if phase == "query" else "Timed out"
             return _failed(f"{what} after {seconds(allotted)} s", data)
