@@ -28,6 +28,11 @@ FIRST_PARTY = (
     "healthcheck-grpc",
     "healthcheck-ssh",
     "healthcheck-command",
+    "healthcheck-postgres",
+    "healthcheck-mysql",
+    "healthcheck-redis",
+    "healthcheck-mqtt",
+    "healthcheck-amqp",
 )
 
 
