@@ -3,8 +3,20 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import ssl
+
+#: Messages by error number: asyncio raises ``OSError(ECONNREFUSED, "Connect call failed
+#: ('10.0.0.5', 5432)")`` when every address refused, so the number, not the text, says what
+#: happened (and the text quotes the target, which a message must not).
+_BY_ERRNO = {
+    errno.ECONNREFUSED: "Connection refused",
+    errno.ECONNRESET: "Connection reset by peer",
+    errno.ENETUNREACH: "Network is unreachable",
+    errno.EHOSTUNREACH: "Host is unreachable",
+}
 
 
 def causes(exc: BaseException) -> list[BaseException]:
@@ -49,12 +61,12 @@ def network_message(exc: BaseException, timeout: float | None = None) -> str:
         if isinstance(error, TimeoutError | socket.timeout):
             return f"Timed out after {seconds(timeout)} s" if timeout else "Timed out"
         if isinstance(error, OSError) and error.errno is not None:
-            text = error.strerror or "network error"
-            if "refused" in text.lower():
-                return "Connection refused"
-            if "unreachable" in text.lower():
-                return "Network is unreachable"
-            return f"Connection failed: {text}"
+            if error.errno in _BY_ERRNO:
+                return _BY_ERRNO[error.errno]
+            if error.errno == errno.ETIMEDOUT:
+                return f"Timed out after {seconds(timeout)} s" if timeout else "Timed out"
+            # The system's wording for the number: a library's own text may quote the target.
+            return f"Connection failed: {os.strerror(error.errno)}"
     text = str(exc).lower()
     if "refused" in text:
         return "Connection refused"

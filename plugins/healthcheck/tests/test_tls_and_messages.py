@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -106,6 +107,17 @@ def _verification(message: str) -> BaseException:
         (socket.gaierror(-2, "Name or service not known"), "Could not resolve host"),
         (TimeoutError(), "Timed out after 5 s"),
         (ConnectionResetError(104, "reset"), "Connection reset by peer"),
+        # asyncio's wording when every address refused: the number speaks, the text quotes
+        # the target.
+        (
+            OSError(errno.ECONNREFUSED, "Connect call failed ('10.1.2.3', 5672)"),
+            "Connection refused",
+        ),
+        (
+            OSError(errno.EHOSTUNREACH, "Connect call failed ('10.1.2.3', 22)"),
+            "Host is unreachable",
+        ),
+        (OSError(errno.EPIPE, "write to 10.1.2.3 failed"), "Connection failed: Broken pipe"),
     ],
 )
 def test_network_errors_read_as_messages(error, message):
