@@ -221,7 +221,10 @@ async def _record(
 ) -> None:
     session = ctx.session
     now = utcnow()
-    values: dict[str, object] = {"locked_until": None, "duration_ms": duration, "last_error": error}
+    # A delivered message keeps the error of its last failed attempt: the log tells both.
+    values: dict[str, object] = {"locked_until": None, "duration_ms": duration}
+    if error is not None:
+        values["last_error"] = error
     retry_at: datetime | None = None
     if error is None:
         values.update(status="delivered", delivered_at=now, next_attempt_at=None)

@@ -67,7 +67,10 @@ def checkstack_settings(
         database_url=checkstack_database_url,
         strict_plugins=True,
         secret_key=SECRET_KEY,
-        plugin_settings={"healthcheck": {"scheduler": False}, "notification": notification_settings},
+        plugin_settings={
+            "healthcheck": {"scheduler": False},
+            "notification": notification_settings,
+        },
     )
 
 
@@ -167,7 +170,7 @@ class SmtpSink:
         self.messages: list[Message] = []
         self.envelopes: list[tuple[str, list[str]]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.messages.append(message_from_bytes(envelope.original_content or envelope.content))
         return "250 Message accepted for delivery"

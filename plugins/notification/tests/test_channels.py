@@ -49,7 +49,7 @@ async def test_a_webhook_channel_is_signed_and_its_secret_never_shown(
     changed = await admin.call(
         "notification",
         "updateChannel",
-        {"id": created["id"], "name": "Renamed", "config": {**created["config"], "url": receiver.url}},
+        {"id": created["id"], "name": "Renamed", "config": {**created["config"], "headers": {}}},
     )
     assert changed["name"] == "Renamed" and changed["config"]["secret"] == "********"
     await admin.call("notification", "testChannel", {"id": created["id"]})
@@ -112,7 +112,11 @@ async def test_an_apprise_mqtt_url_publishes_to_the_broker(admin: Any) -> None:
         created = await admin.call(
             "notification",
             "createChannel",
-            {"name": "MQTT", "kind": "apprise", "config": {"url": f"mqtt://127.0.0.1:1883/{topic}"}},
+            {
+                "name": "MQTT",
+                "kind": "apprise",
+                "config": {"url": f"mqtt://127.0.0.1:1883/{topic}"},
+            },
         )
         result = await admin.call("notification", "testChannel", {"id": created["id"]})
         assert result["ok"] is True, result
@@ -155,23 +159,19 @@ async def test_hostile_bodies_get_the_documented_error(
     admin: Any, checkstack_http: Any, checkstack_access: Any
 ) -> None:
     caller = await checkstack_access.admin()
+    hook = {"url": "http://x", "secret": SECRET}
+    forged = {**hook, "headers": {"X-Checkstack-Signature": "forged"}}
     cases = [
-        ({"name": "x", "kind": "webhook", "config": {"url": "ftp://x", "secret": SECRET}}, "config"),
-        ({"name": "x", "kind": "webhook", "config": {"url": "http://x", "secret": "short"}}, "config"),
-        ({"name": "x", "kind": "apprise", "config": {"url": "nonsense://what"}}, "url"),
-        ({"name": "x", "kind": "apprise", "config": {"url": "x", "extra": 1}}, "config"),
-        ({"name": "x", "kind": "sms", "config": {}}, "kind"),
-        ({"name": " ", "kind": "webhook", "config": {"url": "http://x", "secret": SECRET}}, "name"),
-        (
-            {
-                "name": "x",
-                "kind": "webhook",
-                "config": {"url": "http://x", "secret": SECRET, "headers": {"X-Checkstack-Signature": "forged"}},
-            },
-            "headers",
-        ),
+        ({"kind": "webhook", "config": {**hook, "url": "ftp://x"}}, "config"),
+        ({"kind": "webhook", "config": {**hook, "secret": "short"}}, "config"),
+        ({"kind": "webhook", "config": forged}, "headers"),
+        ({"kind": "apprise", "config": {"url": "nonsense://what"}}, "url"),
+        ({"kind": "apprise", "config": {"url": "x", "extra": 1}}, "config"),
+        ({"kind": "sms", "config": {}}, "kind"),
+        ({"name": " ", "kind": "webhook", "config": hook}, "name"),
     ]
-    for body, where in cases:
+    for fields, where in cases:
+        body = {"name": "x", **fields}
         response = await checkstack_http.post(
             "/api/notification/", json={"createChannel": body}, headers=caller.headers
         )
