@@ -393,6 +393,12 @@ class AccessService(Protocol):
         """The ids of the users in ``team_id`` (none when it does not exist), sorted."""
         ...
 
+    async def check_team(self, ctx: Context, team_id: str) -> None:
+        """``403`` unless ``ctx``'s caller holds every grant of team ``team_id``: the rule the auth
+        plugin applies to its own mutations naming a team, for other plugins acting on a team
+        (nobody acts on what holds more than they do)."""
+        ...
+
 
 #: ``ctx.service(AUTH_ACCESS).forget_resource(ctx, "catalog.system", system_id)`` after deleting.
 AUTH_ACCESS: ServiceRef[AccessService] = ServiceRef("auth.access")

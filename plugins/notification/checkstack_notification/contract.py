@@ -176,6 +176,10 @@ class SubscriptionId(Schema):
     id: Id
 
 
+class TeamSubscriptionId(Schema):
+    subscription_id: Id
+
+
 class TeamFilter(Schema):
     team_id: Id | None = None
 
@@ -471,7 +475,7 @@ contract = Contract(
         ),
         mutation(
             "unsubscribeTeam",
-            input=SubscriptionId,
+            input=TeamSubscriptionId,
             output=Deleted,
             rules=[subscription_manage],
             description="Remove a team's subscription.",

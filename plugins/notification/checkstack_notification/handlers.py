@@ -32,6 +32,7 @@ from .contract import (
     SubscriptionList,
     TeamFilter,
     TeamSubscribeInput,
+    TeamSubscriptionId,
     TestResult,
     UnreadCount,
     contract,
@@ -144,9 +145,9 @@ async def subscribe_team(ctx: Context, input: TeamSubscribeInput) -> Subscriptio
 
 
 @handlers.implement("unsubscribeTeam")
-async def unsubscribe_team(ctx: Context, input: SubscriptionId) -> Deleted:
-    await service.unsubscribe(ctx, input.id, "team")
-    return Deleted(id=input.id)
+async def unsubscribe_team(ctx: Context, input: TeamSubscriptionId) -> Deleted:
+    await service.unsubscribe(ctx, input.subscription_id, "team")
+    return Deleted(id=input.subscription_id)
 
 
 # -- integrations ---------------------------------------------------------------------------------

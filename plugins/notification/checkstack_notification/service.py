@@ -411,6 +411,10 @@ async def subscribe(ctx: Context, input: SubscribeInput) -> Subscription:
 
 
 async def subscribe_team(ctx: Context, input: TeamSubscribeInput) -> Subscription:
+    from checkstack_auth.contract import AUTH_ACCESS
+
+    # Nobody acts on a team holding more than they do (the auth plugin's rule for teams).
+    await ctx.service(AUTH_ACCESS).check_team(ctx, input.team_id)
     kind, target_id = _target(input.system_id, input.group_id)
     teams = await ctx.call("auth", "getTeams", as_service=True)
     if all(team.id != input.team_id for team in teams.teams):
@@ -440,6 +444,10 @@ async def unsubscribe(ctx: Context, subscription_id: str, owner_kind: str) -> No
         or (owner_kind == "user" and row.owner_id != caller_id(ctx))
     ):
         raise NotFound(f"Subscription not found: {subscription_id}")
+    if owner_kind == "team":
+        from checkstack_auth.contract import AUTH_ACCESS
+
+        await ctx.service(AUTH_ACCESS).check_team(ctx, row.owner_id)
     await ctx.session.delete(row)
     await ctx.session.flush()
 

@@ -115,3 +115,8 @@ class AccessServiceImpl:
             select(col(TeamUser.user_id)).where(col(TeamUser.team_id) == team_id)
         )
         return sorted(rows)
+
+    async def check_team(self, ctx: Context, team_id: str) -> None:
+        from .targets import check_team
+
+        await check_team(ctx, team_id)
