@@ -18,6 +18,7 @@ things run last, so the records serve every other procedure first. Any answer is
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,6 +73,19 @@ def installed_plugins() -> list[Plugin]:
 
 
 @pytest.fixture
+def checkstack_settings(checkstack_database_url: str) -> Any:
+    """With a server key, as a deployment that stores secrets (strategy configs, notification
+    channels) has: without one those inputs stop at "CHECKSTACK_SECRET_KEY must be set"."""
+    from checkstack_core.settings import Settings
+
+    return Settings(
+        database_url=checkstack_database_url,
+        strict_plugins=True,
+        secret_key="fuzz-server-key-not-for-production",
+    )
+
+
+@pytest.fixture
 def checkstack_plugins() -> list[Any]:
     plugins = installed_plugins()
     assert {"auth", "catalog", "maintenance", "incident", "healthcheck"} <= {p.id for p in plugins}
@@ -93,6 +107,7 @@ class Records:
         "maintenance": "window",
         "incident": "incident",
         "healthcheck": "check",
+        "notification": "channel",
     }
     KINDS = (
         "check",
@@ -105,6 +120,9 @@ class Records:
         "user",
         "application",
         "session",
+        "channel",
+        "integration",
+        "subscription",
     )
 
     def for_field(self, plugin: str, procedure: str, field: str) -> Any:
@@ -125,7 +143,17 @@ class Records:
             return "catalog.system"
         if name == "resourceid":
             return self.ids.get("system")
-        for kind in ("system", "group", "team", "user", "application", "role", "window", "check"):
+        for kind in (
+            "system",
+            "group",
+            "team",
+            "user",
+            "application",
+            "role",
+            "window",
+            "check",
+            "channel",
+        ):
             if name in (f"{kind}id", f"{kind}ids", f"{kind}s") and kind in self.ids:
                 return [self.ids[kind]] if name.endswith("s") else self.ids[kind]
         return None
@@ -190,6 +218,17 @@ async def make_records(http: Any, key: dict[str, str], cookie: dict[str, str]) -
     sessions = await ok(http, "auth", "getSessions", {}, cookie)
     if sessions.get("sessions"):
         ids["session"] = sessions["sessions"][0]["id"]
+    if importlib.util.find_spec("checkstack_notification") is not None:
+        # Webhooks to a closed loopback port: attempts fail fast, nothing leaves the machine.
+        hook = {"url": "http://127.0.0.1:9/hook", "secret": "fuzz-webhook-secret-0123"}
+        channel = {"name": "fuzz channel", "kind": "webhook", "config": hook}
+        ids["channel"] = (await ok(http, "notification", "createChannel", channel, key))["id"]
+        integration = {"name": "fuzz hook", **hook, "eventTypes": ["catalog.system.created"]}
+        made = await ok(http, "notification", "createIntegration", integration, key)
+        ids["integration"] = made["id"]
+        subscription = {"systemId": ids["system"]}
+        made = await ok(http, "notification", "subscribe", subscription, cookie)
+        ids["subscription"] = made["id"]
     return records
 
 

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: What a secret field shows (and sends back) when a value is stored.
-MASK = "********"
+# What a secret field shows (and sends back) when a value is stored: the one mask of every secret.
+from ..vault import MASK
 
 _SCALARS = ("string", "integer", "number", "boolean")
 

@@ -24,7 +24,7 @@ from checkstack_core import (
 )
 
 if TYPE_CHECKING:
-    from checkstack_core import Context
+    from checkstack_core import Context, Principal
 
 # -- access rules (qualified: auth.<resource>.<level>) ---------------------------------------------
 
@@ -381,6 +381,22 @@ class AccessService(Protocol):
     async def forget_resource(self, ctx: Context, resource_type: str, resource_id: str) -> None:
         """Remove every team grant and setting of a deleted resource, in ``ctx``'s transaction
         (so they disappear exactly when the deletion commits)."""
+        ...
+
+    async def user_principal(self, ctx: Context, user_id: str) -> Principal | None:
+        """The principal a session of ``user_id`` resolves to (``None``: no such user), read in
+        ``ctx``'s transaction: what a plugin acting for a user later (a notification) checks
+        that user's access with."""
+        ...
+
+    async def team_members(self, ctx: Context, team_id: str) -> list[str]:
+        """The ids of the users in ``team_id`` (none when it does not exist), sorted."""
+        ...
+
+    async def check_team(self, ctx: Context, team_id: str) -> None:
+        """``403`` unless ``ctx``'s caller holds every grant of team ``team_id``: the rule the auth
+        plugin applies to its own mutations naming a team, for other plugins acting on a team
+        (nobody acts on what holds more than they do)."""
         ...
 
 

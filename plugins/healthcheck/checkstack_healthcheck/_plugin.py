@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from checkstack_core import Context, Event, JobRun, Plugin
+from checkstack_core import Context, Event, JobRun, Plugin, vault
 from checkstack_core.db import utcnow
 
-from . import scheduler, service, strategy, vault
+from . import scheduler, service, strategy
 from .contract import CHECK_CHANGED, contract
 from .handlers import handlers
 from .models import AssignmentRow, CheckRow, HourlyRow, RunRow, StatusChangeRow, SystemRow
@@ -37,7 +37,7 @@ def runtime(ctx: Context) -> service.Runtime:
     host = ctx.host
     return service.Runtime(
         strategies=service.collect_strategies(host.call_hook("checkstack_healthcheck_strategies")),
-        vault=vault.Vault(host.settings.secret_key),
+        vault=vault.Vault(host.settings.secret_key, service.VAULT_PURPOSE),
         settings=service.Settings.load(host.settings.plugin("healthcheck")),
     )
 

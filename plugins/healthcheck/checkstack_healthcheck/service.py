@@ -27,12 +27,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from checkstack_core import Context, Forbidden, Level, NotFound, ServiceRef
+from checkstack_core import Context, Forbidden, Level, NotFound, ServiceRef, vault
 from checkstack_core.db import core_rows, utcnow
 from checkstack_core.dispatch import validation_issues
 from checkstack_core.errors import validation_error
 
-from . import vault
 from .contract import (
     CHECK_CHANGED,
     DETAILS_READ,
@@ -126,6 +125,11 @@ class Settings:
         if not 0.01 <= settings.poll_interval_seconds <= 60:
             raise ValueError("[plugins.healthcheck] poll_interval_seconds must be 0.01..60")
         return settings
+
+
+#: The key purpose of strategy secrets (see :class:`checkstack_core.vault.Vault`); fixed, since
+#: stored configs were encrypted under it.
+VAULT_PURPOSE = b"checkstack healthcheck secret config fields v1"
 
 
 @dataclass

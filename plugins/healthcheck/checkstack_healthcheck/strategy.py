@@ -42,11 +42,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
 
 from checkstack_core import hookspec
+
+# A config field (or dict value) holding a secret: encrypted at rest with a key derived from
+# ``CHECKSTACK_SECRET_KEY``, masked as MASK in every output, kept when an update sends the mask
+# back. Its JSON schema carries ``"x-secret": true``. Shared with other plugins via the core.
+from checkstack_core.vault import MASK, Secret
 
 __all__ = [
     "MASK",
@@ -60,13 +65,6 @@ __all__ = [
 
 RunStatus = Literal["healthy", "degraded", "unhealthy"]
 
-#: A config field (or dict value) holding a secret: encrypted at rest with a key derived from
-#: ``CHECKSTACK_SECRET_KEY``, masked as :data:`MASK` in every output, kept when an update sends
-#: the mask back. Its JSON schema carries ``"x-secret": true``.
-Secret = Annotated[str, msgspec.Meta(max_length=10_000, extra_json_schema={"x-secret": True})]
-
-#: What a secret value reads as in every output.
-MASK = "********"
 
 C = TypeVar("C", bound=msgspec.Struct)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from checkstack_core import Context
+from checkstack_core import Context, Principal
 from checkstack_core.errors import validation_error
 
 from ..contract import ResourceAccessInfo, ResourceGrantInfo
-from ..models import ResourceGrant, ResourceSettings, Team
+from ..models import ResourceGrant, ResourceSettings, Team, TeamUser
 from .common import get_team, known_resource_types
 
 
@@ -103,3 +103,20 @@ class AccessServiceImpl:
                     col(model.resource_id) == resource_id,
                 )
             )
+
+    async def user_principal(self, ctx: Context, user_id: str) -> Principal | None:
+        from ..backend import DatabaseAuthBackend
+
+        resolved = await DatabaseAuthBackend.user_principal(ctx.session, user_id)
+        return None if resolved is None else resolved[0]
+
+    async def team_members(self, ctx: Context, team_id: str) -> list[str]:
+        rows = await ctx.session.exec(
+            select(col(TeamUser.user_id)).where(col(TeamUser.team_id) == team_id)
+        )
+        return sorted(rows)
+
+    async def check_team(self, ctx: Context, team_id: str) -> None:
+        from .targets import check_team
+
+        await check_team(ctx, team_id)

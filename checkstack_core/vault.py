@@ -1,9 +1,11 @@
-"""Secret config fields: where they are, encrypted at rest, masked in outputs.
+"""Secrets in stored configuration: where they are, encrypted at rest, masked in outputs.
 
-A strategy marks secret fields with :data:`~checkstack_healthcheck.strategy.Secret`; the paths
-are found from the config type's msgspec type info (a ``*`` step matches every key of a dict or
-every item of a list). Stored configs hold ``enc:v1:<Fernet token>`` in those places; the key is
-derived with HKDF-SHA256 from ``CHECKSTACK_SECRET_KEY``, so no key → no secrets stored.
+Shared by every plugin that stores credentials (health check strategy configs, notification
+channels). A config type marks secret fields with :data:`Secret`; the paths are found from its
+msgspec type info (a ``*`` step matches every key of a dict or every item of a list). Stored
+configs hold ``enc:v1:<Fernet token>`` in those places; the key is derived with HKDF-SHA256 from
+``CHECKSTACK_SECRET_KEY`` and a per-use ``purpose`` (one key per purpose), so no server key → no
+secrets stored.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import msgspec.inspect as mi
@@ -19,11 +21,14 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .strategy import MASK
-
 Path = tuple[str, ...]
 PREFIX = "enc:v1:"
-_INFO = b"checkstack healthcheck secret config fields v1"
+
+#: What every output shows instead of a stored secret; sending it back keeps the secret.
+MASK = "********"
+
+#: A secret string field of a config type: encrypted at rest, masked as :data:`MASK` in outputs.
+Secret = Annotated[str, msgspec.Meta(max_length=10_000, extra_json_schema={"x-secret": True})]
 
 
 class NoKey(Exception):
@@ -113,12 +118,17 @@ def lookup(value: Any, concrete: tuple[Any, ...]) -> Any:
 
 
 class Vault:
-    """Encrypts and decrypts secret values with the server's key (``None``: no key set)."""
+    """Encrypts and decrypts secret values with the server's key (``None``: no key set).
 
-    def __init__(self, secret_key: str | None) -> None:
+    ``purpose`` separates keys: each use derives its own from the server key, so a value
+    encrypted for one plugin cannot be decrypted as another's. Never change a purpose once
+    secrets are stored under it.
+    """
+
+    def __init__(self, secret_key: str | None, purpose: bytes) -> None:
         self._fernet: Fernet | None = None
         if secret_key:
-            derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+            derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
                 secret_key.encode()
             )
             self._fernet = Fernet(base64.urlsafe_b64encode(derived))
