@@ -8,15 +8,16 @@ import contextlib
 import ssl
 import time
 import uuid
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-import aiormq
 import msgspec
-from aiormq import exceptions as errors
 from checkstack_healthcheck.errors import causes, network_message, seconds
 from checkstack_healthcheck.strategy import CheckResult, Secret, Strategy, remaining
 from msgspec import Meta
-from yarl import URL
+
+if TYPE_CHECKING:
+    import aiormq.abc
+    from yarl import URL
 
 
 class AmqpConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="camel"):
@@ -60,6 +61,11 @@ class AmqpStrategy(Strategy[AmqpConfig]):
         return problems
 
     async def run(self, config: AmqpConfig, deadline: float) -> CheckResult:
+        # Imported here: aiormq (pamqp, yarl) loads only where AMQP checks run, not at server
+        # start.
+        import aiormq
+        from aiormq import exceptions as errors
+
         allotted = remaining(deadline)
         data: dict[str, Any] = {"connected": False, "user": config.username}
         started = time.monotonic()
@@ -152,6 +158,8 @@ async def _round_trip(channel: aiormq.abc.AbstractChannel, data: dict[str, Any])
 
 
 def _url(config: AmqpConfig) -> URL:
+    from yarl import URL
+
     # aiormq takes the virtual host from the path ("/" for the default one).
     return URL.build(
         scheme="amqps" if config.tls else "amqp",

@@ -7,15 +7,17 @@ import asyncio
 import itertools
 import re
 import time
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import httpx
 import msgspec
 from checkstack_healthcheck.errors import network_message, seconds
 from checkstack_healthcheck.strategy import CheckResult, Secret, Strategy, remaining
 from msgspec import Meta
 
 from .jsonpath import JsonPathError, compile_path
+
+if TYPE_CHECKING:
+    import httpx
 
 #: Bytes of the body read for assertions (and kept, first 4 KiB, in the result).
 MAX_BODY = 1024 * 1024
@@ -101,6 +103,8 @@ _turn = itertools.count()
 
 def _client(verify: bool, max_redirects: int) -> httpx.AsyncClient:
     """A pooled client (connections are reused, as a browser would)."""
+    import httpx
+
     key = (id(asyncio.get_running_loop()), verify, max_redirects, next(_turn) % SHARDS)
     client = _CLIENTS.get(key)
     if client is None or client.is_closed:
@@ -125,6 +129,8 @@ class HttpStrategy(Strategy[HttpConfig]):
     config_type: ClassVar[type[msgspec.Struct]] = HttpConfig
 
     def validate(self, config: HttpConfig) -> list[tuple[str, list[str | int]]]:
+        import httpx
+
         problems: list[tuple[str, list[str | int]]] = []
         try:
             url = httpx.URL(config.url)
@@ -156,6 +162,10 @@ class HttpStrategy(Strategy[HttpConfig]):
         return problems
 
     async def run(self, config: HttpConfig, deadline: float) -> CheckResult:
+        # Imported here: httpx (with its command line's rich, click and pygments when installed)
+        # loads only where HTTP checks run or are validated, not at server start.
+        import httpx
+
         allotted = remaining(deadline)
         client = _client(config.verify_tls, config.max_redirects)
         headers = {**config.headers, **config.secret_headers}

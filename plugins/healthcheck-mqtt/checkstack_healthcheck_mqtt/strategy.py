@@ -7,15 +7,15 @@ import asyncio
 import ssl
 import time
 import uuid
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import aiomqtt
 import msgspec
-from aiomqtt.exceptions import MqttConnectError
 from checkstack_healthcheck.errors import network_message, seconds
 from checkstack_healthcheck.strategy import CheckResult, Secret, Strategy, remaining
 from msgspec import Meta
-from paho.mqtt.reasoncodes import ReasonCode
+
+if TYPE_CHECKING:
+    import aiomqtt
 
 #: CONNACK codes meaning the credentials were refused (MQTT 3.1.1: 4, 5; MQTT 5: 134, 135).
 AUTH_REFUSED = {4, 5, 134, 135}
@@ -62,6 +62,12 @@ class MqttStrategy(Strategy[MqttConfig]):
         return problems
 
     async def run(self, config: MqttConfig, deadline: float) -> CheckResult:
+        # Imported here: aiomqtt (paho-mqtt, dnspython) loads only where MQTT checks run, not at
+        # server start.
+        import aiomqtt
+        from aiomqtt.exceptions import MqttConnectError
+        from paho.mqtt.reasoncodes import ReasonCode
+
         allotted = remaining(deadline)
         data: dict[str, Any] = {"connected": False}
         started = time.monotonic()
@@ -126,6 +132,8 @@ async def _round_trip(
     client: aiomqtt.Client, topic: str, qos: int, data: dict[str, Any]
 ) -> str | None:
     """Subscribe, publish a unique payload, wait for it; the refusal's message, if refused."""
+    from paho.mqtt.reasoncodes import ReasonCode
+
     payload = f"checkstack {uuid.uuid4().hex}".encode()
     sent = time.monotonic()
     granted = await client.subscribe(topic, qos=qos)

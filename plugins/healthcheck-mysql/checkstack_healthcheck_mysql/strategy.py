@@ -7,14 +7,15 @@ import asyncio
 import contextlib
 import ssl
 import time
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import asyncmy
 import msgspec
-from asyncmy.errors import Error as MySQLError
 from checkstack_healthcheck.errors import network_message, seconds
 from checkstack_healthcheck.strategy import CheckResult, Secret, Strategy, remaining
 from msgspec import Meta
+
+if TYPE_CHECKING:
+    from asyncmy.errors import Error as MySQLError
 
 SslMode = Literal["disable", "require", "verify-ca", "verify-full"]
 
@@ -81,6 +82,10 @@ class MySQLStrategy(Strategy[MySQLConfig]):
         return problems
 
     async def run(self, config: MySQLConfig, deadline: float) -> CheckResult:
+        # Imported here: asyncmy loads only where MySQL checks run, not at server start.
+        import asyncmy
+        from asyncmy.errors import Error as MySQLError
+
         allotted = remaining(deadline)
         data: dict[str, Any] = {"connected": False, "user": config.user}
         started = time.monotonic()

@@ -9,7 +9,6 @@ import ssl
 import time
 from typing import Annotated, Any, ClassVar, Literal
 
-import asyncpg
 import msgspec
 from checkstack_healthcheck.errors import network_message, seconds
 from checkstack_healthcheck.strategy import CheckResult, Secret, Strategy, remaining
@@ -57,6 +56,9 @@ class PostgresStrategy(Strategy[PostgresConfig]):
         return problems
 
     async def run(self, config: PostgresConfig, deadline: float) -> CheckResult:
+        # Imported here: asyncpg loads only where PostgreSQL checks run, not at server start.
+        import asyncpg
+
         allotted = remaining(deadline)
         data: dict[str, Any] = {"connected": False, "user": config.user}
         started = time.monotonic()

@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
-import redis.asyncio as redis
 from checkstack_healthcheck.errors import network_message, seconds
 from checkstack_healthcheck.strategy import CheckResult, Secret, Strategy, remaining
 from msgspec import Meta
-from redis import exceptions as errors
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+
+if TYPE_CHECKING:
+    from redis import exceptions as errors
 
 #: Characters of a value quoted in a message at most.
 MAX_QUOTED = 60
@@ -61,6 +60,12 @@ class RedisStrategy(Strategy[RedisConfig]):
         return problems
 
     async def run(self, config: RedisConfig, deadline: float) -> CheckResult:
+        # Imported here: redis-py loads only where Redis checks run, not at server start.
+        import redis.asyncio as redis
+        from redis import exceptions as errors
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         allotted = remaining(deadline)
         data: dict[str, Any] = {"connected": False}
         started = time.monotonic()
@@ -129,6 +134,8 @@ class RedisStrategy(Strategy[RedisConfig]):
 
 def _response_message(exc: errors.ResponseError) -> str:
     """The server's refusal in words; its own text can quote a key or a user name."""
+    from redis import exceptions as errors
+
     text = str(exc)
     if isinstance(exc, errors.NoPermissionError) or text.startswith("NOPERM"):
         return "Permission denied"

@@ -14,14 +14,15 @@ import math
 import ssl
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
 from checkstack_healthcheck.errors import network_message, seconds
 from checkstack_healthcheck.strategy import CheckResult, Strategy, remaining
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from msgspec import Meta
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 # OpenSSL's verification codes (X509_V_ERR_*) the messages name.
 _NOT_YET_VALID = 9
@@ -75,6 +76,10 @@ class TlsStrategy(Strategy[TlsConfig]):
         return problems
 
     async def run(self, config: TlsConfig, deadline: float) -> CheckResult:
+        # Imported here: cryptography's X.509 modules load only where TLS checks run, not at
+        # server start (the healthcheck plugin's vault loads only Fernet and HKDF).
+        from cryptography import x509
+
         allotted = remaining(deadline) * 0.9
         name = config.servername or config.host
         started = time.monotonic()
@@ -155,6 +160,8 @@ async def _handshake(
 
 def _describe(certificate: x509.Certificate) -> dict[str, Any]:
     """What the result shows of a certificate (details readers only)."""
+    from cryptography import x509
+
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         alt_names = [str(n) for n in names.get_values_for_type(x509.DNSName)] + [
@@ -173,6 +180,8 @@ def _describe(certificate: x509.Certificate) -> dict[str, Any]:
 
 
 def _common_name(name: x509.Name) -> str:
+    from cryptography.x509.oid import NameOID
+
     found = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(found[0].value) if found else name.rfc4514_string()
 
