@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from functools import cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import msgspec.inspect as mi
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 Path = tuple[str, ...]
 PREFIX = "enc:v1:"
@@ -126,6 +126,12 @@ class Vault:
     """
 
     def __init__(self, secret_key: str | None, purpose: bytes) -> None:
+        # cryptography is imported here, not with the module: config types import MASK and
+        # Secret from this module, and a strategy plugin's import must stay light.
+        from cryptography.fernet import Fernet
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
         self._fernet: Fernet | None = None
         if secret_key:
             derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
@@ -149,6 +155,8 @@ class Vault:
             return stored
         if self._fernet is None:
             raise NoKey
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(stored[len(PREFIX) :].encode()).decode()
         except InvalidToken:
