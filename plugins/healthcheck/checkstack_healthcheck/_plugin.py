@@ -12,7 +12,15 @@ from checkstack_core.db import utcnow
 from . import scheduler, service, strategy, vault
 from .contract import CHECK_CHANGED, contract
 from .handlers import handlers
-from .models import AssignmentRow, CheckRow, HourlyRow, RunRow, StatusChangeRow, SystemRow
+from .models import (
+    AssignmentRow,
+    CheckRow,
+    DailyRow,
+    HourlyRow,
+    RunRow,
+    StatusChangeRow,
+    SystemRow,
+)
 
 RETENTION_JOB = "healthcheck.retention"
 RETENTION_KEY = "healthcheck:retention"
@@ -25,7 +33,7 @@ plugin = Plugin(
     contract=contract,
     handlers=handlers,
     depends_on=["catalog"],
-    models=[CheckRow, AssignmentRow, RunRow, HourlyRow, SystemRow, StatusChangeRow],
+    models=[CheckRow, AssignmentRow, RunRow, HourlyRow, DailyRow, SystemRow, StatusChangeRow],
     migrations=Path(__file__).parent / "migrations",
     hookspecs=strategy,
 )

@@ -76,6 +76,11 @@ async def test_guests_see_status_and_history_of_readable_systems_only(world, che
         "healthcheck", "getBulkSystemHealth", {"systemIds": [world["public"], world["secret"]]}
     )
     assert list(bulk["statuses"]) == [world["public"]]
+    daily = await guest.call(
+        "healthcheck", "getDailyAvailability", {"systemIds": [world["public"], world["secret"]]}
+    )
+    assert list(daily["systems"]) == [world["public"]]
+    assert daily["systems"][world["public"]][0]["runs"] == 1
     with pytest.raises(Unauthorized):
         await guest.call("healthcheck", "getHealthChecks", {})
 
@@ -90,6 +95,10 @@ async def test_team_members_see_their_team_only_system(world, access, checkstack
         "healthcheck", "getBulkSystemHealth", {"systemIds": [world["public"], world["secret"]]}
     )
     assert sorted(bulk["statuses"]) == sorted([world["public"], world["secret"]])
+    daily = await member.call(
+        "healthcheck", "getDailyAvailability", {"systemIds": [world["public"], world["secret"]]}
+    )
+    assert [len(d) for d in daily["systems"].values()] == [1, 1]
 
 
 async def test_configurations_need_the_read_rule_and_hide_secrets(world, access, checkstack_client):
