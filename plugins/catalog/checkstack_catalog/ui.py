@@ -3,8 +3,9 @@ health when a health-check plugin answers; and a page per system with the panels
 add (SPEC §11, docs/ui.md).
 
 Health is optional: when an active ``healthcheck`` plugin offers ``getBulkSystemHealth``, the
-systems' statuses come from it (as the visitor, so its rules apply); otherwise, or when it
-refuses or fails, no health is shown.
+systems' statuses come from it (as the visitor, so its rules apply), and when it offers
+``getDailyAvailability``, each system with history gets its 90-day uptime bars; otherwise, or
+when it refuses or fails, no health is shown.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from checkstack_core.db import utcnow
 from checkstack_core.errors import RpcError
 from checkstack_core.ui import field_errors, offset_of
+from checkstack_core.ui.charts import percent_text, uptime_bars, uptime_percent
 
 if TYPE_CHECKING:
     from litestar import Response
@@ -89,6 +92,39 @@ async def health(view: View, system_ids: list[str]) -> dict[str, dict[str, Any]]
     return found
 
 
+#: Days of the uptime bars.
+UPTIME_DAYS = 90
+
+
+async def uptime(view: View, system_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``{systemId: {"bars": Markup, "percent": float}}`` for the systems with runs in the last
+    90 days, from the healthcheck plugin's daily aggregates (empty without it)."""
+    if not view.offers("healthcheck", "getDailyAvailability"):
+        return {}
+    today = utcnow().date()
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        for start in range(0, len(system_ids), HEALTH_CHUNK):
+            chunk = system_ids[start : start + HEALTH_CHUNK]
+            answer = await view.call(
+                "healthcheck", "getDailyAvailability", {"systemIds": chunk, "days": UPTIME_DAYS}
+            )
+            for system_id, days in (answer.get("systems") or {}).items():
+                if not days:
+                    continue
+                figures = {str(d["day"]): d for d in days}
+                percent = uptime_percent(figures)
+                found[system_id] = {
+                    "bars": uptime_bars(figures, today=today, days=UPTIME_DAYS),
+                    "percent": percent_text(percent) if percent is not None else "",
+                }
+    except RpcError as error:
+        if error.code not in ("UNAUTHORIZED", "FORBIDDEN", "SERVICE_UNAVAILABLE"):
+            logger.warning("Uptime for the status page failed: %s %s", error.code, error.message)
+        return {}
+    return found
+
+
 def worst(statuses: list[str]) -> str | None:
     return max(statuses, key=lambda s: SEVERITY[s]) if statuses else None
 
@@ -122,6 +158,8 @@ async def systems_section(view: View) -> Markup | None:
         "catalog/systems.html",
         groups=grouped,
         statuses=statuses,
+        uptime=await uptime(view, list(by_id)) if statuses is not None else {},
+        uptime_days=UPTIME_DAYS,
         overall=overall,
         labels=LABELS,
     )

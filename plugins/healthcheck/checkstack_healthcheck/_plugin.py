@@ -9,7 +9,7 @@ from pathlib import Path
 from checkstack_core import Context, Event, JobRun, Plugin
 from checkstack_core.db import utcnow
 
-from . import scheduler, service, strategy, vault
+from . import hooks, scheduler, service, strategy, vault
 from .contract import CHECK_CHANGED, contract
 from .handlers import handlers
 from .models import (
@@ -35,6 +35,7 @@ plugin = Plugin(
     depends_on=["catalog"],
     models=[CheckRow, AssignmentRow, RunRow, HourlyRow, DailyRow, SystemRow, StatusChangeRow],
     migrations=Path(__file__).parent / "migrations",
+    hooks=hooks,
     hookspecs=strategy,
 )
 
