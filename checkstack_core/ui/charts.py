@@ -1,8 +1,9 @@
 """Charts drawn on the server as inline SVG: no script, no canvas, readable without JavaScript,
 styled by the stylesheet (both themes) through classes, allowed by the content security policy.
 
-- :func:`uptime_bars`: one bar per day (the status page's 90-day bars), coloured by the day's
-  worst status, with a tooltip (``<title>``) giving the date, the percent up and that status;
+- :func:`uptime` / :func:`uptime_bars`: one bar per day (the status page's 90-day bars),
+  coloured by the day's worst status, with a tooltip (``<title>``) giving the date, the percent
+  up and that status;
 - :func:`line_chart`: values over time (a check's latency), one line per series, failed points
   marked.
 
@@ -17,11 +18,22 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from markupsafe import Markup, escape
 
-__all__ = ["STATUS_LABELS", "Series", "line_chart", "percent_text", "uptime_bars", "uptime_percent"]
+__all__ = [
+    "STATUS_LABELS",
+    "Series",
+    "Uptime",
+    "chart_defs",
+    "line_chart",
+    "percent_text",
+    "uptime",
+    "uptime_bars",
+    "uptime_percent",
+]
 
 #: The words a tooltip uses for a status.
 STATUS_LABELS = {
@@ -49,6 +61,46 @@ def percent_text(value: float) -> str:
     return f"{math.floor(value * 100) / 100:.2f} %"
 
 
+_NO_DATA = ("up-none", "no data")
+#: Tooltip words by (worst, percent): a page repeats few of them.
+_LOOKS: dict[tuple[Any, Any], tuple[str, str]] = {}
+
+
+def _day_text(figure: Mapping[str, Any]) -> tuple[str, str]:
+    """A day's class and tooltip words (``("up-degraded", "99.30 % up, worst degraded")``)."""
+    key = (figure.get("worst"), figure.get("percent"))
+    look = _LOOKS.get(key)
+    if look is None:
+        worst = str(key[0] or "healthy")
+        if worst not in STATUS_LABELS:
+            worst = "healthy"
+        percent = percent_text(float(key[1] or 0.0))
+        look = (f"up-{worst}", f"{percent} up, worst {STATUS_LABELS[worst]}")
+        if len(_LOOKS) > 10_000:
+            _LOOKS.clear()
+        _LOOKS[key] = look
+    return look
+
+
+@lru_cache(maxsize=8)
+def _labels(today: date, days: int) -> tuple[str, ...]:
+    first = today - timedelta(days=days - 1)
+    return tuple((first + timedelta(days=i)).isoformat() for i in range(days))
+
+
+@dataclass(frozen=True, slots=True)
+class Uptime:
+    """:func:`uptime`'s answer: the bars and the percent up over their days (``None``: no
+    runs)."""
+
+    bars: Markup
+    percent: float | None
+
+    @property
+    def percent_text(self) -> str:
+        return percent_text(self.percent) if self.percent is not None else "no data"
+
+
 def uptime_bars(
     figures: Mapping[str, Mapping[str, Any]],
     *,
@@ -56,41 +108,82 @@ def uptime_bars(
     days: int = 90,
     name: str = "",
 ) -> Markup:
+    """The bars of :func:`uptime`."""
+    return uptime(figures, today=today, days=days, name=name).bars
+
+
+def uptime(
+    figures: Mapping[str, Mapping[str, Any]],
+    *,
+    today: date,
+    days: int = 90,
+    name: str = "",
+) -> Uptime:
     """Bars for the ``days`` UTC days up to ``today``: ``figures`` maps an ISO date to that
-    day's ``{"runs", "healthy", "degraded", "percent", "worst"}`` (days absent: no data)."""
-    parts = [
-        f'<svg class="uptime-bars" viewBox="0 0 {days * _BAR - 1} {_HEIGHT}" '
-        f'preserveAspectRatio="none" role="img" aria-label="'
-    ]
-    overall = uptime_percent(figures)
+    day's ``{"runs", "healthy", "degraded", "percent", "worst"}`` (days absent: no data).
+
+    Consecutive days that read alike (``100 % up, worst operational``; no data) are one element
+    with one tooltip naming the dates: the bars are drawn by a pattern (:func:`chart_defs`,
+    in every page), so a run of days still shows a bar per day. A status page of 100 systems is
+    then about a thousand elements rather than nine thousand."""
+    labels = _labels(today, days)
+    looks: list[tuple[str, str]] = []
+    runs = up = 0
+    for label in labels:
+        figure = figures.get(label)
+        count = figure.get("runs") if figure is not None else None
+        if not count or figure is None:
+            looks.append(_NO_DATA)
+            continue
+        runs += count
+        up += (figure.get("healthy") or 0) + (figure.get("degraded") or 0)
+        looks.append(_day_text(figure))
+    percent = 100.0 * up / runs if runs else None
     summary = (
-        f"{percent_text(overall)} up over the last {days} days"
-        if overall is not None
+        f"{percent_text(percent)} up over the last {days} days"
+        if percent is not None
         else f"No data over the last {days} days"
     )
-    parts.append(str(escape(f"{name}: {summary}" if name else summary)))
-    parts.append('" focusable="false">')
-    first = today - timedelta(days=days - 1)
-    for index in range(days):
-        day = (first + timedelta(days=index)).isoformat()
-        figure = figures.get(day)
-        x = index * _BAR
-        if figure is None or not figure.get("runs"):
-            parts.append(
-                f'<rect x="{x}" width="3" height="{_HEIGHT}" class="up-none">'
-                f"<title>{day}: no data</title></rect>"
-            )
-            continue
-        worst = str(figure.get("worst") or "healthy")
-        if worst not in STATUS_LABELS:
-            worst = "healthy"
-        percent = percent_text(float(figure.get("percent") or 0.0))
+    parts = [
+        f'<svg class="uptime-bars" viewBox="0 0 {days * _BAR - 1} {_HEIGHT}" '
+        f'preserveAspectRatio="none" role="img" aria-label="',
+        str(escape(f"{name}: {summary}" if name else summary)),
+        '" focusable="false">',
+    ]
+    index = 0
+    while index < days:
+        look = looks[index]
+        stop = index + 1
+        while stop < days and looks[stop] is look:
+            stop += 1
+        css, words = look
+        if stop == index + 1:
+            when = labels[index]
+        else:
+            when = f"{labels[index]} to {labels[stop - 1]}"
+            if css != "up-none":
+                words = words.replace(" up,", " up each day,", 1)
         parts.append(
-            f'<rect x="{x}" width="3" height="{_HEIGHT}" class="up-{worst}">'
-            f"<title>{day}: {percent} up, worst {STATUS_LABELS[worst]}</title></rect>"
+            f'<rect x="{index * _BAR}" width="{(stop - index) * _BAR - 1}" height="{_HEIGHT}" '
+            f'class="{css}"><title>{when}: {words}</title></rect>'
         )
+        index = stop
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Uptime(Markup("".join(parts)), percent)
+
+
+def chart_defs() -> Markup:
+    """The patterns :func:`uptime_bars` fills with (a bar of 3 and a gap of 1 per day), once a
+    page; the core's page layout includes them."""
+    patterns = "".join(
+        f'<pattern id="{css}" width="{_BAR}" height="{_HEIGHT}" patternUnits="userSpaceOnUse">'
+        f'<rect width="3" height="{_HEIGHT}" class="bar-{css}"/></pattern>'
+        for css in ("up-healthy", "up-degraded", "up-unhealthy", "up-none")
+    )
+    return Markup(
+        '<svg class="chart-defs" width="0" height="0" aria-hidden="true" focusable="false">'
+        f"<defs>{patterns}</defs></svg>"
+    )
 
 
 @dataclass

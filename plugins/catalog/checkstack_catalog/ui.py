@@ -11,13 +11,16 @@ when it refuses or fails, no health is shown.
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checkstack_core.db import utcnow
 from checkstack_core.errors import RpcError
 from checkstack_core.ui import field_errors, offset_of
-from checkstack_core.ui.charts import percent_text, uptime_bars, uptime_percent
+from checkstack_core.ui.charts import uptime as draw_uptime
 
 if TYPE_CHECKING:
     from litestar import Response
@@ -94,34 +97,74 @@ async def health(view: View, system_ids: list[str]) -> dict[str, dict[str, Any]]
 
 #: Days of the uptime bars.
 UPTIME_DAYS = 90
+#: How long this process reuses the figures of past days (today's are asked every time).
+PAST_DAYS_SECONDS = 300.0
+
+
+@dataclass
+class _Past:
+    """Figures of a system's past days (before ``today``), fetched at ``at`` (monotonic)."""
+
+    today: date
+    at: float
+    figures: dict[str, dict[str, Any]]
+
+
+#: Past days change only when a check is deleted or history expires: each process keeps them
+#: for a few minutes, so a status page reads 90 days of 100 systems once in a while and only
+#: today's figures otherwise. Which systems are shown is still decided by the visitor's call.
+_past: dict[str, _Past] = {}
+
+
+async def _daily(view: View, ids: list[str], days: int) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(ids), HEALTH_CHUNK):
+        answer = await view.call(
+            "healthcheck",
+            "getDailyAvailability",
+            {"systemIds": ids[start : start + HEALTH_CHUNK], "days": days},
+        )
+        found.update(answer.get("systems") or {})
+    return found
 
 
 async def uptime(view: View, system_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """``{systemId: {"bars": Markup, "percent": float}}`` for the systems with runs in the last
+    """``{systemId: {"bars": Markup, "percent": str}}`` for the systems with runs in the last
     90 days, from the healthcheck plugin's daily aggregates (empty without it)."""
-    if not view.offers("healthcheck", "getDailyAvailability"):
+    if not view.offers("healthcheck", "getDailyAvailability") or not system_ids:
         return {}
     today = utcnow().date()
-    found: dict[str, dict[str, Any]] = {}
+    now = time.monotonic()
+    fresh = {
+        i
+        for i in system_ids
+        if (p := _past.get(i)) is not None and p.today == today and now - p.at < PAST_DAYS_SECONDS
+    }
+    stale = [i for i in system_ids if i not in fresh]
     try:
-        for start in range(0, len(system_ids), HEALTH_CHUNK):
-            chunk = system_ids[start : start + HEALTH_CHUNK]
-            answer = await view.call(
-                "healthcheck", "getDailyAvailability", {"systemIds": chunk, "days": UPTIME_DAYS}
-            )
-            for system_id, days in (answer.get("systems") or {}).items():
-                if not days:
-                    continue
-                figures = {str(d["day"]): d for d in days}
-                percent = uptime_percent(figures)
-                found[system_id] = {
-                    "bars": uptime_bars(figures, today=today, days=UPTIME_DAYS),
-                    "percent": percent_text(percent) if percent is not None else "",
-                }
+        # Today for every system (this call also decides which ones the visitor may see)...
+        current = await _daily(view, system_ids, 1)
+        # ...and the past 89 days of those not kept.
+        history = await _daily(view, [i for i in stale if i in current], UPTIME_DAYS)
     except RpcError as error:
         if error.code not in ("UNAUTHORIZED", "FORBIDDEN", "SERVICE_UNAVAILABLE"):
             logger.warning("Uptime for the status page failed: %s %s", error.code, error.message)
         return {}
+    if len(_past) > 20_000:
+        _past.clear()
+    key = today.isoformat()
+    for system_id, days in history.items():
+        figures = {str(d["day"]): d for d in days if str(d["day"]) != key}
+        _past[system_id] = _Past(today, now, figures)
+    found: dict[str, dict[str, Any]] = {}
+    for system_id, days in current.items():
+        past = _past.get(system_id)
+        figures = dict(past.figures) if past is not None else {}
+        figures.update((str(d["day"]), d) for d in days)
+        if not figures:
+            continue
+        drawn = draw_uptime(figures, today=today, days=UPTIME_DAYS)
+        found[system_id] = {"bars": drawn.bars, "percent": drawn.percent_text}
     return found
 
 

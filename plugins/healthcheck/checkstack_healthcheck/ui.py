@@ -19,13 +19,8 @@ from checkstack_catalog.ui import system_names
 from checkstack_core.db import utcnow
 from checkstack_core.errors import RpcError
 from checkstack_core.ui import field_errors, offset_of
-from checkstack_core.ui.charts import (
-    Series,
-    line_chart,
-    percent_text,
-    uptime_bars,
-    uptime_percent,
-)
+from checkstack_core.ui.charts import Series, line_chart, percent_text
+from checkstack_core.ui.charts import uptime as draw_uptime
 from checkstack_core.ui.schema_form import MASK, Field, form_fields, read_form
 
 from .contract import DAILY_DAYS, MANAGE
@@ -138,11 +133,10 @@ async def uptime(view: View, system_id: str) -> dict[str, Any]:
         "healthcheck", "getDailyAvailability", {"systemIds": [system_id], "days": DAILY_DAYS}
     )
     days = list((answer.get("systems") or {}).get(system_id, []))
-    figures = _figures(days)
-    percent = uptime_percent(figures)
+    drawn = draw_uptime(_figures(days), today=utcnow().date(), days=DAILY_DAYS)
     return {
-        "bars": uptime_bars(figures, today=utcnow().date(), days=DAILY_DAYS) if days else None,
-        "percent": percent_text(percent) if percent is not None else None,
+        "bars": drawn.bars if days else None,
+        "percent": drawn.percent_text,
         "days": list(reversed(days)),
         "length": DAILY_DAYS,
     }
