@@ -51,6 +51,8 @@ def register(ui: UiRegistrar) -> None:
     ui.status_section(systems_section, order=30)
     ui.page("/systems/{id:str}", system_page, methods=("GET",))
     ui.page(MANAGE, manage_page)
+    ui.page(MANAGE + "/systems/{id:str}", edit_system_page)
+    ui.page(MANAGE + "/groups/{id:str}", edit_group_page)
     ui.page(MANAGE + "/systems/{id:str}/delete", delete_system_page)
     ui.page(MANAGE + "/groups/{id:str}/delete", delete_group_page)
     ui.nav("Catalog", MANAGE, order=200, rules=["catalog.catalog.manage"])
@@ -281,6 +283,54 @@ async def manage_page(view: View) -> Response[Any]:
     )
 
 
+async def _group(view: View, group_id: str) -> dict[str, Any]:
+    groups = (await view.call("catalog", "getGroups"))["groups"]
+    found = next((g for g in groups if g["id"] == group_id), None)
+    if found is None:
+        raise RpcError(f"Group not found: {group_id}", code="NOT_FOUND")
+    return dict(found)
+
+
+async def _edit(view: View, kind: str, item: dict[str, Any]) -> Response[Any]:
+    """Edit a system's or a group's name and description."""
+    context: dict[str, Any] = {}
+    status = 200
+    if view.is_post:
+        form = await view.form()
+        values = {
+            "id": item["id"],
+            "name": form["name"],
+            "description": form["description"] or None,
+        }
+        try:
+            await view.call("catalog", f"update{kind.title()}", values)
+        except RpcError as error:
+            if error.code == "UNAUTHORIZED":
+                raise
+            context.update(error=error, errors=field_errors(error))
+            status = error.status
+            item = {**item, **values}
+        else:
+            return view.redirect(MANAGE)
+    return await view.render(
+        "catalog/edit.html",
+        title=f"Edit {item['name']}",
+        kind=kind,
+        item=item,
+        status=status,
+        **context,
+    )
+
+
+async def edit_system_page(view: View) -> Response[Any]:
+    system = await view.call("catalog", "getSystem", {"id": view.params["id"]})
+    return await _edit(view, "system", system)
+
+
+async def edit_group_page(view: View) -> Response[Any]:
+    return await _edit(view, "group", await _group(view, view.params["id"]))
+
+
 async def _confirm_delete(view: View, kind: str, procedure: str, getter: str) -> Response[Any]:
     item_id = view.params["id"]
     if view.is_post:
@@ -289,10 +339,7 @@ async def _confirm_delete(view: View, kind: str, procedure: str, getter: str) ->
     if getter == "getSystem":
         item = await view.call("catalog", "getSystem", {"id": item_id})
     else:
-        groups = (await view.call("catalog", "getGroups"))["groups"]
-        item = next((g for g in groups if g["id"] == item_id), None)
-        if item is None:
-            raise RpcError(f"Group not found: {item_id}", code="NOT_FOUND")
+        item = await _group(view, item_id)
     return await view.render(
         "core/confirm.html",
         title=f"Delete {item['name']}",
