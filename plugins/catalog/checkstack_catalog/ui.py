@@ -11,6 +11,7 @@ when it refuses or fails, no health is shown.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -99,21 +100,22 @@ async def health(view: View, system_ids: list[str]) -> dict[str, dict[str, Any]]
 
 #: Days of the uptime bars.
 UPTIME_DAYS = 90
-#: How long this process reuses the figures of past days (today's are asked every time).
+#: How long this process reuses the figures of past days (today's are asked every time): between
+#: this and twice this, drawn per system, so the systems of a page expire a few at a time.
 PAST_DAYS_SECONDS = 300.0
 
 
 @dataclass
 class _Past:
-    """Figures of a system's past days (before ``today``), fetched at ``at`` (monotonic)."""
+    """Figures of a system's past days (before ``today``), kept until ``until`` (monotonic)."""
 
     today: date
-    at: float
+    until: float
     figures: dict[str, dict[str, Any]]
 
 
 #: Past days change only when a check is deleted or history expires: each process keeps them
-#: for a few minutes, so a status page reads 90 days of 100 systems once in a while and only
+#: for a few minutes, so a status page reads 90 days of a system once in a while and only
 #: today's figures otherwise. Which systems are shown is still decided by the visitor's call.
 _past: dict[str, _Past] = {}
 
@@ -140,7 +142,7 @@ async def uptime(view: View, system_ids: list[str]) -> dict[str, dict[str, Any]]
     fresh = {
         i
         for i in system_ids
-        if (p := _past.get(i)) is not None and p.today == today and now - p.at < PAST_DAYS_SECONDS
+        if (p := _past.get(i)) is not None and p.today == today and now < p.until
     }
     stale = [i for i in system_ids if i not in fresh]
     try:
@@ -157,7 +159,8 @@ async def uptime(view: View, system_ids: list[str]) -> dict[str, dict[str, Any]]
     key = today.isoformat()
     for system_id, days in history.items():
         figures = {str(d["day"]): d for d in days if str(d["day"]) != key}
-        _past[system_id] = _Past(today, now, figures)
+        until = now + PAST_DAYS_SECONDS * (1 + random.random())
+        _past[system_id] = _Past(today, until, figures)
     found: dict[str, dict[str, Any]] = {}
     for system_id, days in current.items():
         past = _past.get(system_id)

@@ -135,3 +135,39 @@ async def test_a_reader_sees_checks_but_changes_are_refused(
     assert "Missing access: healthcheck.healthcheck.manage" in refused.text
     guest = await checkstack_http.get("/healthchecks")
     assert guest.status_code in (303, 401, 403)
+
+
+async def test_the_status_page_draws_past_days_and_today(
+    checkstack_http, admin, make_system, make_check, target, checkstack_host
+):
+    from datetime import timedelta
+
+    from checkstack_healthcheck.models import DailyRow
+
+    from checkstack_core.db import utcnow
+
+    system = await make_system("Checkout")
+    check = await make_check({"url": target.url})
+    await admin.call("healthcheck", "assignHealthCheck", {"id": check["id"], "systemId": system})
+    today = utcnow().date()
+    async with checkstack_host.db.session() as session:
+        for back, unhealthy in ((3, 0), (2, 0), (1, 10)):
+            session.add(
+                DailyRow(
+                    system_id=system,
+                    check_id=check["id"],
+                    day=today - timedelta(days=back),
+                    runs=100,
+                    healthy=100 - unhealthy,
+                    unhealthy=unhealthy,
+                )
+            )
+        await session.commit()
+    await admin.call("healthcheck", "runNow", {"id": check["id"], "systemId": system})
+    page = (await checkstack_http.get("/")).text
+    titles = re.findall(r"<title>([^<]+)</title>", page)
+    day = [(today - timedelta(days=b)).isoformat() for b in range(4)]
+    assert f"{day[3]} to {day[2]}: 100 % up each day, worst operational" in titles
+    assert f"{day[1]}: 90.00 % up, worst down" in titles
+    assert f"{day[0]}: 100 % up, worst operational" in titles
+    assert "96.67 % uptime" in page  # 291 of 301 runs up
