@@ -4,15 +4,20 @@ is made of, in the same run.
     uv run python bench/status_page.py [--systems 100] [--rounds 60] [--db sqlite|postgres]
 
 One ``checkstack serve`` process with every installed plugin; a deployer's setup (``_stack``:
-onboarding, 100 systems, incidents, maintenance) plus 10 groups of 10 systems. Then, one request
-at a time over a keep-alive connection, as an anonymous visitor:
+onboarding, 100 systems, incidents, maintenance) plus 10 groups of 10 systems, and 90 days of
+health history per system (the healthcheck plugin's daily aggregates, written straight into its
+table: one check per system, a run a minute, a few failed days), so every system shows its
+90-day uptime bars. Then, one request at a time over a keep-alive connection, as an anonymous
+visitor:
 
-- **page**: ``GET /`` — every section rendered to HTML (systems by group, open incidents and
-  maintenance with their timelines, history);
+- **page**: ``GET /`` — every section rendered to HTML (systems by group with their uptime
+  bars, 9,000 bars in all, open incidents and maintenance with their timelines, history);
 - **reads** (the baseline): the same procedures the page calls, through the documented protocol
-  as JSON (``getSystems`` + ``getGroups``, ``getBulkSystemHealth`` when the healthcheck plugin
-  is installed, ``getIncidents`` twice and ``getIncident`` per open incident, ``getWindows``
-  twice and ``getWindow`` per active window).
+  as JSON (``getSystems`` + ``getGroups``, ``getBulkSystemHealth`` and
+  ``getDailyAvailability`` when the healthcheck plugin is installed, ``getIncidents`` twice and
+  ``getIncident`` per open incident, ``getWindows`` twice and ``getWindow`` per active window).
+  The page asks for 90 days only every few minutes (it keeps past days) and for today
+  otherwise; the reads ask for 90 days every time.
 
 Rounds alternate between the two, so machine noise hits both alike. It prints the median and
 p95 milliseconds of each and the ratio page / reads (what rendering adds to reading); the
@@ -22,15 +27,20 @@ target is a page under 100 ms.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from _harness import percentile, server
 from _stack import ADMIN, call, database, prepare
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 TARGET_MS = 100.0
 
@@ -50,9 +60,53 @@ def add_groups(url: str, system_ids: list[str], size: int = 10) -> None:
             )
 
 
+def seed_history(database_url: str, system_ids: list[str], days: int = 90) -> int:
+    """90 days of daily aggregates per system (1,440 runs a day; every 7th day of every 3rd
+    system had failures), as the healthcheck plugin's writer would have left them."""
+    today = datetime.now(UTC).date()
+    rows = []
+    for index, system_id in enumerate(system_ids):
+        check_id = str(uuid.uuid4())
+        for back in range(days):
+            bad = index % 3 == 0 and back % 7 == 3
+            unhealthy, degraded = (12, 30) if bad else (0, 0)
+            rows.append(
+                {
+                    "system_id": system_id,
+                    "day": today - timedelta(days=back),
+                    "check_id": check_id,
+                    "runs": 1440,
+                    "healthy": 1440 - unhealthy - degraded,
+                    "degraded": degraded,
+                    "unhealthy": unhealthy,
+                }
+            )
+
+    async def insert() -> None:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO healthcheck_daily (system_id, day, check_id, runs, healthy, "
+                        "degraded, unhealthy) VALUES (:system_id, :day, :check_id, :runs, "
+                        ":healthy, :degraded, :unhealthy)"
+                    ),
+                    rows,
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(insert())
+    return len(rows)
+
+
 def page(client: httpx.Client) -> None:
     response = client.get("/")
     assert response.status_code == 200 and "Region 9" in response.text, response.status_code
+    if HEALTH_INPUT is not None:
+        # Systems in two groups are shown (with their bars) twice.
+        assert response.text.count('class="uptime-bars"') >= len(HEALTH_INPUT["systemIds"])
 
 
 #: ``{"systemIds": [...]}`` for ``getBulkSystemHealth``, or ``None`` without healthcheck.
@@ -68,6 +122,7 @@ def reads(client: httpx.Client) -> None:
     post("catalog", {"getSystems": {}, "getGroups": {}})
     if HEALTH_INPUT is not None:
         post("healthcheck", {"getBulkSystemHealth": HEALTH_INPUT})
+        post("healthcheck", {"getDailyAvailability": HEALTH_INPUT})
     open_incidents = post("incident", {"getIncidents": {"limit": 50}})["getIncidents"]
     for incident in open_incidents["incidents"][:10]:  # type: ignore[index]
         post("incident", {"getIncident": {"id": incident["id"]}})
@@ -105,6 +160,8 @@ def main() -> int:
                 f"{url}/api/healthcheck/", json={"getBulkSystemHealth": health}, timeout=60
             )
             HEALTH_INPUT = health if probe.status_code == 200 else None
+            if HEALTH_INPUT is not None:
+                seed_history(database_url, stack.system_ids)
             timings: dict[str, list[float]] = {"page": [], "reads": []}
             with httpx.Client(base_url=url, timeout=60) as client:
                 for _ in range(5):  # warm up both paths
@@ -114,7 +171,7 @@ def main() -> int:
                     timings["page"].append(measure(client, page))
                     timings["reads"].append(measure(client, reads))
 
-    health = "with health" if HEALTH_INPUT is not None else "no healthcheck plugin"
+    health = "with health and 90-day bars" if HEALTH_INPUT is not None else "no healthcheck plugin"
     print(
         f"status page, {args.systems} systems in 10 groups ({health}), {args.db}, "
         f"{args.rounds} rounds"

@@ -138,3 +138,38 @@ def test_validation_messages_land_beside_the_generated_fields():
     ).render(fields=form_fields(SCHEMA), errors=errors)
     assert 'id="sf-config-expectedStatus-error">Expected `int`, got `str`</p>' in html
     assert 'aria-describedby="sf-config-expectedStatus-error"' in html
+
+
+class Probe(Schema):
+    codes: list[int] = msgspec.field(default_factory=list)
+    secret_headers: dict[
+        str, Annotated[str, msgspec.Meta(extra_json_schema={"x-secret": True})]
+    ] = msgspec.field(default_factory=dict)
+
+
+PROBE = msgspec.json.schema(Probe)
+
+
+def test_a_map_of_secrets_is_a_password_input_per_entry():
+    from checkstack_core.ui.view import Form
+
+    stored = {"codes": [200, 204], "secretHeaders": {"Authorization": "Bearer s3cr3t"}}
+    fields = {f.name: f for f in form_fields(PROBE, stored)}
+    assert fields["config.codes"].kind == "lines" and fields["config.codes"].value == "200\n204"
+    assert fields["config.secretHeaders"].kind == "secret_pairs"
+    html = render(list(fields.values()))
+    assert "s3cr3t" not in html
+    assert 'name="config.secretHeaders.name" type="text" value="Authorization"' in html
+    assert html.count('name="config.secretHeaders.value" type="password"') == 2  # + a new row
+    assert f'type="password" autocomplete="new-password" value="{MASK}"' in html
+    form = Form(
+        {
+            "config.codes": ["200\n301\nabc"],
+            "config.secretHeaders.name": ["Authorization", " X-Key ", ""],
+            "config.secretHeaders.value": [MASK, "k3y", "ignored"],
+        }
+    )
+    assert read_form(PROBE, form) == {
+        "codes": [200, 301, "abc"],
+        "secretHeaders": {"Authorization": MASK, "X-Key": "k3y"},
+    }

@@ -10,9 +10,11 @@ strategy's config::
 
 Conventions: a property with ``"x-secret": true`` is a password field; its stored value is never
 put into the page (the field shows :data:`MASK` when one is set, and sending the mask back keeps
-the stored value, as the healthcheck plugin's update does). Booleans are checkboxes, enums are
-selects, numbers are number inputs, lists of strings and string maps are one entry per line
-(``key: value`` for maps), nested objects are fieldsets, and anything else is a JSON text area.
+the stored value, as the healthcheck plugin's update does); a map whose values are secrets is a
+row per entry, a name and a password input (the mask again for stored values). Booleans are
+checkboxes, enums are selects, numbers are number inputs, lists of strings or numbers and string
+maps are one entry per line (``key: value`` for maps), nested objects are fieldsets, and anything
+else is a JSON text area.
 Field names are the property paths joined with ``.`` under a prefix (``config.headers``).
 """
 
@@ -35,7 +37,7 @@ class Field:
 
     name: str
     label: str
-    kind: str  # text, password, number, checkbox, select, lines, pairs, json, group
+    kind: str  # text, password, number, checkbox, select, lines, pairs, secret_pairs, json, group
     required: bool = False
     description: str = ""
     value: Any = ""
@@ -86,7 +88,7 @@ def _kind(schema: Mapping[str, Any]) -> str:
         return "number"
     if kind == "string":
         return "text"
-    if kind == "array" and schema.get("items", {}).get("type") == "string":
+    if kind == "array" and schema.get("items", {}).get("type") in _SCALARS[:3]:
         return "lines"
     if kind == "object":
         extra = schema.get("additionalProperties")
@@ -95,7 +97,7 @@ def _kind(schema: Mapping[str, Any]) -> str:
             and extra.get("type") == "string"
             and not schema.get("properties")
         ):
-            return "pairs"
+            return "secret_pairs" if extra.get("x-secret") else "pairs"
         if schema.get("properties"):
             return "group"
     return "json"
@@ -141,6 +143,9 @@ def form_fields(
             item.value = "\n".join(str(v) for v in current or [])
         elif kind == "pairs":
             item.value = "\n".join(f"{k}: {v}" for k, v in (current or {}).items())
+        elif kind == "secret_pairs":
+            # Only the names: each stored value shows as the mask.
+            item.value = [str(k) for k in (current or {})]
         elif kind == "group":
             item.children = form_fields(prop, current or {}, prefix=path, root=root)
         elif kind == "json":
@@ -158,7 +163,8 @@ def read_form(
     prefix: str = "config",
     root: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON object a submitted generated form stands for. Values that do not convert
+    """The JSON object a submitted generated form stands for (``form`` offers ``get(name)``
+    and ``all(name)``, as the UI's form does). Values that do not convert
     (``"abc"`` for a number, broken JSON) are passed on as text: the procedure's validation
     refuses them with a message naming the field. Empty optional fields are left out."""
     root = root if root is not None else schema
@@ -175,13 +181,25 @@ def read_form(
         if kind == "checkbox":
             result[name] = form.get(path) in ("on", "true", "1")
             continue
+        if kind == "secret_pairs":
+            keys, values = form.all(f"{path}.name"), form.all(f"{path}.value")
+            if keys or name in required:
+                result[name] = {
+                    k.strip(): v for k, v in zip(keys, values, strict=False) if k.strip()
+                }
+            continue
         text = form.get(path)
         if text is None or (text == "" and name not in required):
             continue
         if kind == "number":
             result[name] = _number(text, prop.get("type") == "integer")
         elif kind == "lines":
-            result[name] = [line.strip() for line in text.splitlines() if line.strip()]
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            item_type = _resolve(prop.get("items", {}), root).get("type")
+            if item_type in ("integer", "number"):
+                result[name] = [_number(line, item_type == "integer") for line in lines]
+            else:
+                result[name] = lines
         elif kind == "pairs":
             pairs: dict[str, str] = {}
             for line in text.splitlines():

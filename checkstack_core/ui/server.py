@@ -23,6 +23,7 @@ from ..errors import Forbidden, RpcError
 from ..observability import current_request_id
 from ..protocols.common import check_origin, check_request, litestar_cookie
 from . import FeedEntry, Page, UiRegistrar
+from .charts import chart_defs
 from .view import View
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ class UiServer:
         )
         env.filters["when"] = format_time
         env.globals["htmx_version"] = HTMX_VERSION
+        env.globals["chart_defs"] = chart_defs()
         env.globals["static"] = lambda prefix, name: f"/static/{prefix}/{name}"
         return env
 

@@ -337,11 +337,16 @@ async def roles_page(view: View) -> Response[Any]:
         else:
             context["notice"] = f"Role “{role['name']}” created."
     data = await view.batch("auth", {"getRoles": None, "getRules": None})
+    roles = data["getRoles"]["roles"]
+    offset = offset_of(view.query, PAGE_SIZE)
     return await _tab_page(
         view,
         "auth/roles.html",
         title="Roles · Authentication Settings",
-        roles=data["getRoles"]["roles"],
+        roles=roles[offset : offset + PAGE_SIZE],
+        total=len(roles),
+        offset=offset,
+        limit=PAGE_SIZE,
         rule_groups=_group_rules(data["getRules"]["rules"]),
         status=status,
         **context,
@@ -518,11 +523,15 @@ async def teams_page(view: View) -> Response[Any]:
         else:
             context["notice"] = f"Team “{team['name']}” created."
     teams = (await view.call("auth", "getTeams"))["teams"]
+    offset = offset_of(view.query, PAGE_SIZE)
     return await _tab_page(
         view,
         "auth/teams.html",
         title="Teams · Authentication Settings",
-        teams=teams,
+        teams=teams[offset : offset + PAGE_SIZE],
+        total=len(teams),
+        offset=offset,
+        limit=PAGE_SIZE,
         status=status,
         **context,
     )

@@ -297,6 +297,28 @@ async def test_the_applications_table_paginates(checkstack_http):
     assert len(rows) == 2
 
 
+async def test_the_roles_and_teams_tabs_paginate(checkstack_http):
+    await onboard(checkstack_http)
+    for i in range(51):
+        response = await checkstack_http.post(
+            "/api/auth/",
+            json={
+                "createTeam": {"name": f"team-{i:02d}"},
+                "createRole": {"name": f"role-{i:02d}", "rules": []},
+            },
+        )
+        assert response.status_code == 200, response.text
+    for tab, total in (("teams", 51), ("roles", None)):
+        first = await checkstack_http.get(f"/auth/settings/{tab}")
+        found = re.search(r"1\u201350 of (\d+)", first.text)
+        assert found, first.text
+        count = int(found.group(1))
+        assert total is None or count == total
+        last = await checkstack_http.get(f"/auth/settings/{tab}", params={"offset": "50"})
+        assert f"51\u2013{count} of {count}" in last.text
+        assert 'href="/auth/settings/' + tab + '?offset=0">' in last.text
+
+
 async def test_users_tab_creates_and_deletes_users(checkstack_http):
     await onboard(checkstack_http)
     created = await checkstack_http.post(

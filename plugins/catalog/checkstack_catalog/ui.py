@@ -3,18 +3,25 @@ health when a health-check plugin answers; and a page per system with the panels
 add (SPEC §11, docs/ui.md).
 
 Health is optional: when an active ``healthcheck`` plugin offers ``getBulkSystemHealth``, the
-systems' statuses come from it (as the visitor, so its rules apply); otherwise, or when it
-refuses or fails, no health is shown.
+systems' statuses come from it (as the visitor, so its rules apply), and when it offers
+``getDailyAvailability``, each system with history gets its 90-day uptime bars; otherwise, or
+when it refuses or fails, no health is shown.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from checkstack_core.db import utcnow
 from checkstack_core.errors import RpcError
 from checkstack_core.ui import field_errors, offset_of
+from checkstack_core.ui.charts import uptime as draw_uptime
 
 if TYPE_CHECKING:
     from litestar import Response
@@ -45,6 +52,8 @@ def register(ui: UiRegistrar) -> None:
     ui.status_section(systems_section, order=30)
     ui.page("/systems/{id:str}", system_page, methods=("GET",))
     ui.page(MANAGE, manage_page)
+    ui.page(MANAGE + "/systems/{id:str}", edit_system_page)
+    ui.page(MANAGE + "/groups/{id:str}", edit_group_page)
     ui.page(MANAGE + "/systems/{id:str}/delete", delete_system_page)
     ui.page(MANAGE + "/groups/{id:str}/delete", delete_group_page)
     ui.nav("Catalog", MANAGE, order=200, rules=["catalog.catalog.manage"])
@@ -89,6 +98,81 @@ async def health(view: View, system_ids: list[str]) -> dict[str, dict[str, Any]]
     return found
 
 
+#: Days of the uptime bars.
+UPTIME_DAYS = 90
+#: How long this process reuses the figures of past days (today's are asked every time): between
+#: this and twice this, drawn per system, so the systems of a page expire a few at a time.
+PAST_DAYS_SECONDS = 300.0
+
+
+@dataclass
+class _Past:
+    """Figures of a system's past days (before ``today``), kept until ``until`` (monotonic)."""
+
+    today: date
+    until: float
+    figures: dict[str, dict[str, Any]]
+
+
+#: Past days change only when a check is deleted or history expires: each process keeps them
+#: for a few minutes, so a status page reads 90 days of a system once in a while and only
+#: today's figures otherwise. Which systems are shown is still decided by the visitor's call.
+_past: dict[str, _Past] = {}
+
+
+async def _daily(view: View, ids: list[str], days: int) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(ids), HEALTH_CHUNK):
+        answer = await view.call(
+            "healthcheck",
+            "getDailyAvailability",
+            {"systemIds": ids[start : start + HEALTH_CHUNK], "days": days},
+        )
+        found.update(answer.get("systems") or {})
+    return found
+
+
+async def uptime(view: View, system_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``{systemId: {"bars": Markup, "percent": str}}`` for the systems with runs in the last
+    90 days, from the healthcheck plugin's daily aggregates (empty without it)."""
+    if not view.offers("healthcheck", "getDailyAvailability") or not system_ids:
+        return {}
+    today = utcnow().date()
+    now = time.monotonic()
+    fresh = {
+        i
+        for i in system_ids
+        if (p := _past.get(i)) is not None and p.today == today and now < p.until
+    }
+    stale = [i for i in system_ids if i not in fresh]
+    try:
+        # Today for every system (this call also decides which ones the visitor may see)...
+        current = await _daily(view, system_ids, 1)
+        # ...and the past 89 days of those not kept.
+        history = await _daily(view, [i for i in stale if i in current], UPTIME_DAYS)
+    except RpcError as error:
+        if error.code not in ("UNAUTHORIZED", "FORBIDDEN", "SERVICE_UNAVAILABLE"):
+            logger.warning("Uptime for the status page failed: %s %s", error.code, error.message)
+        return {}
+    if len(_past) > 20_000:
+        _past.clear()
+    key = today.isoformat()
+    for system_id, days in history.items():
+        figures = {str(d["day"]): d for d in days if str(d["day"]) != key}
+        until = now + PAST_DAYS_SECONDS * (1 + random.random())
+        _past[system_id] = _Past(today, until, figures)
+    found: dict[str, dict[str, Any]] = {}
+    for system_id, days in current.items():
+        past = _past.get(system_id)
+        figures = dict(past.figures) if past is not None else {}
+        figures.update((str(d["day"]), d) for d in days)
+        if not figures:
+            continue
+        drawn = draw_uptime(figures, today=today, days=UPTIME_DAYS)
+        found[system_id] = {"bars": drawn.bars, "percent": drawn.percent_text}
+    return found
+
+
 def worst(statuses: list[str]) -> str | None:
     return max(statuses, key=lambda s: SEVERITY[s]) if statuses else None
 
@@ -122,6 +206,8 @@ async def systems_section(view: View) -> Markup | None:
         "catalog/systems.html",
         groups=grouped,
         statuses=statuses,
+        uptime=await uptime(view, list(by_id)) if statuses is not None else {},
+        uptime_days=UPTIME_DAYS,
         overall=overall,
         labels=LABELS,
     )
@@ -200,6 +286,54 @@ async def manage_page(view: View) -> Response[Any]:
     )
 
 
+async def _group(view: View, group_id: str) -> dict[str, Any]:
+    groups = (await view.call("catalog", "getGroups"))["groups"]
+    found = next((g for g in groups if g["id"] == group_id), None)
+    if found is None:
+        raise RpcError(f"Group not found: {group_id}", code="NOT_FOUND")
+    return dict(found)
+
+
+async def _edit(view: View, kind: str, item: dict[str, Any]) -> Response[Any]:
+    """Edit a system's or a group's name and description."""
+    context: dict[str, Any] = {}
+    status = 200
+    if view.is_post:
+        form = await view.form()
+        values = {
+            "id": item["id"],
+            "name": form["name"],
+            "description": form["description"] or None,
+        }
+        try:
+            await view.call("catalog", f"update{kind.title()}", values)
+        except RpcError as error:
+            if error.code == "UNAUTHORIZED":
+                raise
+            context.update(error=error, errors=field_errors(error))
+            status = error.status
+            item = {**item, **values}
+        else:
+            return view.redirect(MANAGE)
+    return await view.render(
+        "catalog/edit.html",
+        title=f"Edit {item['name']}",
+        kind=kind,
+        item=item,
+        status=status,
+        **context,
+    )
+
+
+async def edit_system_page(view: View) -> Response[Any]:
+    system = await view.call("catalog", "getSystem", {"id": view.params["id"]})
+    return await _edit(view, "system", system)
+
+
+async def edit_group_page(view: View) -> Response[Any]:
+    return await _edit(view, "group", await _group(view, view.params["id"]))
+
+
 async def _confirm_delete(view: View, kind: str, procedure: str, getter: str) -> Response[Any]:
     item_id = view.params["id"]
     if view.is_post:
@@ -208,10 +342,7 @@ async def _confirm_delete(view: View, kind: str, procedure: str, getter: str) ->
     if getter == "getSystem":
         item = await view.call("catalog", "getSystem", {"id": item_id})
     else:
-        groups = (await view.call("catalog", "getGroups"))["groups"]
-        item = next((g for g in groups if g["id"] == item_id), None)
-        if item is None:
-            raise RpcError(f"Group not found: {item_id}", code="NOT_FOUND")
+        item = await _group(view, item_id)
     return await view.render(
         "core/confirm.html",
         title=f"Delete {item['name']}",

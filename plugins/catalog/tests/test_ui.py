@@ -58,3 +58,38 @@ async def test_catalog_page_refuses_without_the_rule(checkstack_http, checkstack
     assert "Missing access: catalog.catalog.manage" in response.text
     nav = await checkstack_http.get("/", headers=reader.headers)
     assert 'href="/catalog/manage"' not in nav.text
+
+
+async def test_systems_and_groups_are_edited_on_their_own_pages(checkstack_http, checkstack_auth):
+    admin = checkstack_auth.admin(name="Ada Admin")
+    headers = {**ORIGIN, **admin.headers}
+    created = await checkstack_http.post(
+        "/api/catalog/",
+        json={"createSystem": {"name": "Gateway"}, "createGroup": {"name": "Edge"}},
+        headers=admin.headers,
+    )
+    system = created.json()["createSystem"]["id"]
+    group = created.json()["createGroup"]["id"]
+    await checkstack_http.post(
+        "/api/catalog/", json={"createSystem": {"name": "Ledger"}}, headers=admin.headers
+    )
+    form = await checkstack_http.get(f"/catalog/manage/systems/{system}", headers=admin.headers)
+    assert 'value="Gateway"' in form.text
+    saved = await checkstack_http.post(
+        f"/catalog/manage/systems/{system}",
+        data={"name": "API gateway", "description": "Edge proxy"},
+        headers=headers,
+    )
+    assert saved.status_code == 303
+    taken = await checkstack_http.post(
+        f"/catalog/manage/systems/{system}", data={"name": "ledger"}, headers=headers
+    )
+    assert taken.status_code == 409 and 'value="ledger"' in taken.text  # what was typed stays
+    assert 'class="alert alert-error"' in taken.text
+    renamed = await checkstack_http.post(
+        f"/catalog/manage/groups/{group}", data={"name": "Edge network"}, headers=headers
+    )
+    assert renamed.status_code == 303
+    page = await checkstack_http.get("/catalog/manage", headers=admin.headers)
+    assert "API gateway" in page.text and "Edge proxy" in page.text
+    assert "Edge network" in page.text

@@ -9,10 +9,18 @@ from pathlib import Path
 from checkstack_core import Context, Event, JobRun, Plugin, vault
 from checkstack_core.db import utcnow
 
-from . import scheduler, service, strategy
+from . import hooks, scheduler, service, strategy
 from .contract import CHECK_CHANGED, contract
 from .handlers import handlers
-from .models import AssignmentRow, CheckRow, HourlyRow, RunRow, StatusChangeRow, SystemRow
+from .models import (
+    AssignmentRow,
+    CheckRow,
+    DailyRow,
+    HourlyRow,
+    RunRow,
+    StatusChangeRow,
+    SystemRow,
+)
 
 RETENTION_JOB = "healthcheck.retention"
 RETENTION_KEY = "healthcheck:retention"
@@ -25,8 +33,9 @@ plugin = Plugin(
     contract=contract,
     handlers=handlers,
     depends_on=["catalog"],
-    models=[CheckRow, AssignmentRow, RunRow, HourlyRow, SystemRow, StatusChangeRow],
+    models=[CheckRow, AssignmentRow, RunRow, HourlyRow, DailyRow, SystemRow, StatusChangeRow],
     migrations=Path(__file__).parent / "migrations",
+    hooks=hooks,
     hookspecs=strategy,
 )
 

@@ -6,7 +6,7 @@ Importable without the server: clients, strategy plugins and other plugins read 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -51,6 +51,8 @@ STATUSES: tuple[Status, ...] = ("healthy", "degraded", "unhealthy")
 #: Worse statuses sort higher.
 SEVERITY: dict[str, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
+#: Days ``getDailyAvailability`` reaches back at most (the status page's uptime bars).
+DAILY_DAYS = 90
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
@@ -198,6 +200,25 @@ class Availability(Schema):
     windows: dict[str, AvailabilityWindow]
 
 
+class DayAvailability(Schema):
+    """One UTC day of a system's runs, all its checks together."""
+
+    day: date
+    runs: int
+    healthy: int
+    degraded: int
+    unhealthy: int
+    #: Percent of runs up (healthy or degraded).
+    percent: float
+    #: The worst status among the day's runs.
+    worst: Status
+
+
+class DailyAvailability(Schema):
+    #: Keyed by system id (unreadable ones left out): the days with runs, oldest first.
+    systems: dict[str, list[DayAvailability]]
+
+
 class HourlyBucket(Schema):
     check_id: str
     bucket_start: datetime
@@ -325,6 +346,12 @@ class AvailabilityInput(Schema):
     check_id: Id | None = None
 
 
+class DailyAvailabilityInput(Schema):
+    system_ids: Annotated[list[Id], Meta(max_length=500)]
+    #: The last ``days`` UTC days, today included.
+    days: Annotated[int, Meta(ge=1, le=DAILY_DAYS)] = DAILY_DAYS
+
+
 class HourlyStatsInput(Schema):
     system_id: Id
     check_id: Id | None = None
@@ -341,6 +368,7 @@ class StatusChangesInput(Schema):
 
 one_system = InstanceAccess(SYSTEM, id_param="systemId")
 systems_map = InstanceAccess(SYSTEM, record_key="statuses")
+daily_map = InstanceAccess(SYSTEM, record_key="systems")
 
 
 contract = Contract(
@@ -473,6 +501,17 @@ contract = Contract(
             instance=one_system,
             description="Percent of runs up over 24 h, 7 d, 30 d and 90 d (from hourly "
             "aggregates).",
+        ),
+        query(
+            "getDailyAvailability",
+            input=DailyAvailabilityInput,
+            output=DailyAvailability,
+            caller="public",
+            rules=[status],
+            instance=daily_map,
+            description="Per system (keyed by id, unreadable ones left out), its UTC days with "
+            "runs among the last N (default and at most 90): runs by status, percent up and "
+            "the worst status (the status page's uptime bars).",
         ),
         query(
             "getHourlyStats",

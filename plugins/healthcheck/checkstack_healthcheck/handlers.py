@@ -13,6 +13,8 @@ from .contract import (
     BulkSystemHealth,
     CheckId,
     CreateHealthCheckInput,
+    DailyAvailability,
+    DailyAvailabilityInput,
     Deleted,
     GetHealthChecksInput,
     GetHistoryInput,
@@ -117,6 +119,11 @@ async def get_bulk_system_health(ctx: Context, input: SystemIdsInput) -> BulkSys
 @handlers.implement("getAvailability")
 async def get_availability(ctx: Context, input: AvailabilityInput) -> Availability:
     return await service.availability(ctx, input)
+
+
+@handlers.implement("getDailyAvailability")
+async def get_daily_availability(ctx: Context, input: DailyAvailabilityInput) -> DailyAvailability:
+    return await service.daily_availability(ctx, input)
 
 
 @handlers.implement("getHourlyStats")

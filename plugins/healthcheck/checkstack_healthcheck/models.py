@@ -11,7 +11,7 @@ run the same slot.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -107,6 +107,23 @@ class HourlyRow(SQLModel, table=True):
     latency_count: int = 0
     p95_latency_ms: float | None = None
     histogram: str = Field(default="{}", sa_type=sa.Text)
+
+
+class DailyRow(SQLModel, table=True):
+    """Runs of one check on one system on one UTC day, counted as runs land: the 90-day
+    uptime bars read 90 of these per system (the hourly rows would be 24 times as many).
+
+    The key leads with the system and the day, so a page's systems are one range read each."""
+
+    __tablename__ = "healthcheck_daily"
+
+    system_id: str = Field(primary_key=True, max_length=100)
+    day: date = Field(primary_key=True)
+    check_id: str = Field(primary_key=True, max_length=36, index=True)
+    runs: int = 0
+    healthy: int = 0
+    degraded: int = 0
+    unhealthy: int = 0
 
 
 class SystemRow(SQLModel, table=True):

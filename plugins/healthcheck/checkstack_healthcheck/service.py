@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import msgspec
@@ -34,6 +34,7 @@ from checkstack_core.errors import validation_error
 
 from .contract import (
     CHECK_CHANGED,
+    DAILY_DAYS,
     DETAILS_READ,
     READ,
     SEVERITY,
@@ -50,6 +51,9 @@ from .contract import (
     CheckId,
     ConsecutiveThresholds,
     CreateHealthCheckInput,
+    DailyAvailability,
+    DailyAvailabilityInput,
+    DayAvailability,
     Deleted,
     GetHealthChecksInput,
     GetHistoryInput,
@@ -77,7 +81,15 @@ from .contract import (
     UpdateHealthCheckInput,
     WindowThresholds,
 )
-from .models import AssignmentRow, CheckRow, HourlyRow, RunRow, StatusChangeRow, SystemRow
+from .models import (
+    AssignmentRow,
+    CheckRow,
+    DailyRow,
+    HourlyRow,
+    RunRow,
+    StatusChangeRow,
+    SystemRow,
+)
 from .strategy import CheckResult, Strategy
 
 logger = logging.getLogger("checkstack.plugins.healthcheck")
@@ -549,7 +561,7 @@ async def set_paused(ctx: Context, input: CheckId, paused: bool) -> HealthCheck:
 async def delete_check(ctx: Context, input: CheckId) -> Deleted:
     session = ctx.session
     systems = await _systems_of_check(session, input.id)
-    for table in (AssignmentRow, RunRow, HourlyRow):
+    for table in (AssignmentRow, RunRow, HourlyRow, DailyRow):
         await session.exec(delete(table).where(col(table.check_id) == input.id))
     deleted = await session.exec(delete(CheckRow).where(col(CheckRow.id) == input.id))
     if deleted.rowcount != 1:
@@ -664,7 +676,7 @@ async def forget_system(ctx: Context, system_id: str) -> None:
     """A catalog system was deleted: its assignments, runs, aggregates and health go
     (idempotent)."""
     session = ctx.session
-    for table in (AssignmentRow, RunRow, HourlyRow, SystemRow, StatusChangeRow):
+    for table in (AssignmentRow, RunRow, HourlyRow, DailyRow, SystemRow, StatusChangeRow):
         await session.exec(delete(table).where(col(table.system_id) == system_id))
 
 
@@ -880,8 +892,10 @@ async def record_runs(ctx: Context, outcomes: Sequence[Outcome]) -> None:
     for outcome, (run_id,) in zip(outcomes, inserted, strict=True):
         outcome.run_id = run_id
 
-    # 4. Hourly aggregates (only runs of an assigned system count).
-    await _aggregate(connection, [o for o in outcomes if (o.check_id, o.system_id) in states])
+    # 4. Hourly and daily aggregates (only runs of an assigned system count).
+    assigned = [o for o in outcomes if (o.check_id, o.system_id) in states]
+    await _aggregate(connection, assigned)
+    await _aggregate_daily(connection, assigned)
 
     # 5. Each assignment's streaks and status.
     changed: dict[tuple[str, str], dict[str, Any]] = {}
@@ -1038,6 +1052,41 @@ async def _aggregate(connection: Any, outcomes: Sequence[Outcome]) -> None:
             }
         )
     await connection.execute(_UPDATE_HOURLY, updates)
+
+
+_DAILY = DailyRow.__table__  # type: ignore[attr-defined]
+_DAILY_KEY = (_DAILY.c.system_id, _DAILY.c.day, _DAILY.c.check_id)
+
+
+async def _aggregate_daily(connection: Any, outcomes: Sequence[Outcome]) -> None:
+    """Count runs into their daily rows with one executemany upsert that adds to the stored
+    counts (atomic on both databases; rows in key order, after the hourly rows, so concurrent
+    writers lock in one order)."""
+    counts: dict[tuple[str, date, str], dict[str, int]] = {}
+    for outcome in outcomes:
+        assert outcome.system_id is not None
+        key = (outcome.system_id, outcome.started_at.astimezone(UTC).date(), outcome.check_id)
+        row = counts.setdefault(key, {"runs": 0, "healthy": 0, "degraded": 0, "unhealthy": 0})
+        row["runs"] += 1
+        row[outcome.result.status] += 1
+    if not counts:
+        return
+    base = (
+        postgresql_insert(_DAILY)
+        if connection.dialect.name == "postgresql"
+        else sqlite_insert(_DAILY)
+    )
+    statement = base.on_conflict_do_update(
+        index_elements=list(_DAILY_KEY),
+        set_={
+            name: _DAILY.c[name] + base.excluded[name]
+            for name in ("runs", "healthy", "degraded", "unhealthy")
+        },
+    )
+    await connection.execute(
+        statement,
+        [{"system_id": k[0], "day": k[1], "check_id": k[2], **counts[k]} for k in sorted(counts)],
+    )
 
 
 # -- system health ---------------------------------------------------------------------------------
@@ -1374,6 +1423,55 @@ async def availability(ctx: Context, input: AvailabilityInput) -> Availability:
     return Availability(system_id=input.system_id, check_id=input.check_id, windows=windows)
 
 
+_DAILY_FIGURES = (
+    sa_select(
+        _DAILY.c.system_id,
+        _DAILY.c.day,
+        func.sum(_DAILY.c.runs),
+        func.sum(_DAILY.c.healthy),
+        func.sum(_DAILY.c.degraded),
+        func.sum(_DAILY.c.unhealthy),
+    )
+    .where(
+        _DAILY.c.system_id.in_(bindparam("ids", expanding=True)),
+        _DAILY.c.day >= bindparam("since"),
+    )
+    .group_by(_DAILY.c.system_id, _DAILY.c.day)
+    .order_by(_DAILY.c.system_id, _DAILY.c.day)
+)
+
+
+async def daily_availability(ctx: Context, input: DailyAvailabilityInput) -> DailyAvailability:
+    """``getDailyAvailability``: per readable system, its UTC days with runs among the last
+    ``days`` (today included), all its checks together; one indexed range read per system."""
+    ids = list(dict.fromkeys(input.system_ids))
+    admitted = await _readable(ctx, ids, STATUS_READ)
+    ids = [i for i in ids if i in admitted]
+    out: dict[str, list[DayAvailability]] = {i: [] for i in ids}
+    if not ids:
+        return DailyAvailability(systems=out)
+    since = utcnow().date() - timedelta(days=input.days - 1)
+    connection = await ctx.session.connection()
+    for system_id, day, runs, healthy, degraded, unhealthy in await connection.execute(
+        _DAILY_FIGURES, {"ids": ids, "since": since}
+    ):
+        runs = int(runs)
+        if not runs:
+            continue
+        out[system_id].append(
+            DayAvailability(
+                day=day,
+                runs=runs,
+                healthy=int(healthy),
+                degraded=int(degraded),
+                unhealthy=int(unhealthy),
+                percent=round(100.0 * (int(healthy) + int(degraded)) / runs, 3),
+                worst="unhealthy" if unhealthy else "degraded" if degraded else "healthy",
+            )
+        )
+    return DailyAvailability(systems=out)
+
+
 async def hourly_stats(ctx: Context, input: HourlyStatsInput) -> HourlyStats:
     end = input.to or utcnow()
     start = input.from_ or end - timedelta(hours=24)
@@ -1467,7 +1565,15 @@ async def apply_retention(ctx: Context) -> dict[str, int]:
     changes = await session.exec(
         delete(StatusChangeRow).where(col(StatusChangeRow.at) < hourly_cutoff)
     )
-    return {"runs": runs.rowcount, "hourly": hourly.rowcount, "statusChanges": changes.rowcount}
+    # Daily rows are small: kept at least as long as the 90-day uptime bars show.
+    daily_cutoff = (now - timedelta(days=max(settings.hourly_retention_days, DAILY_DAYS))).date()
+    daily = await session.exec(delete(DailyRow).where(col(DailyRow.day) < daily_cutoff))
+    return {
+        "runs": runs.rowcount,
+        "hourly": hourly.rowcount,
+        "daily": daily.rowcount,
+        "statusChanges": changes.rowcount,
+    }
 
 
 # -- claiming due runs (the scheduler) -------------------------------------------------------------

@@ -76,6 +76,11 @@ async def test_guests_see_status_and_history_of_readable_systems_only(world, che
         "healthcheck", "getBulkSystemHealth", {"systemIds": [world["public"], world["secret"]]}
     )
     assert list(bulk["statuses"]) == [world["public"]]
+    daily = await guest.call(
+        "healthcheck", "getDailyAvailability", {"systemIds": [world["public"], world["secret"]]}
+    )
+    assert list(daily["systems"]) == [world["public"]]
+    assert daily["systems"][world["public"]][0]["runs"] == 1
     with pytest.raises(Unauthorized):
         await guest.call("healthcheck", "getHealthChecks", {})
 
@@ -90,6 +95,10 @@ async def test_team_members_see_their_team_only_system(world, access, checkstack
         "healthcheck", "getBulkSystemHealth", {"systemIds": [world["public"], world["secret"]]}
     )
     assert sorted(bulk["statuses"]) == sorted([world["public"], world["secret"]])
+    daily = await member.call(
+        "healthcheck", "getDailyAvailability", {"systemIds": [world["public"], world["secret"]]}
+    )
+    assert [len(d) for d in daily["systems"].values()] == [1, 1]
 
 
 async def test_configurations_need_the_read_rule_and_hide_secrets(world, access, checkstack_client):
@@ -142,3 +151,34 @@ async def test_the_seed_calls_work_verbatim_and_batched(world, access, checkstac
     )
     assert refused.status_code == 403
     assert refused.json()["message"] == "Missing access: healthcheck.healthcheck.read"
+
+
+async def test_uptime_bars_kept_for_one_visitor_never_reach_another(
+    world, admin_caller, access, checkstack_http, checkstack_host
+):
+    """The status page keeps past days per system in the process; which systems a page shows
+    is still the visitor's own call."""
+    from datetime import timedelta
+
+    from checkstack_healthcheck.models import DailyRow
+
+    from checkstack_core.db import utcnow
+
+    async with checkstack_host.db.session() as session:
+        for system in (world["public"], world["secret"]):
+            session.add(
+                DailyRow(
+                    system_id=system,
+                    check_id=world["check"],
+                    day=utcnow().date() - timedelta(days=1),
+                    runs=10,
+                    healthy=10,
+                )
+            )
+        await session.commit()
+    member = await access.user(teams=["ops"])
+    seen = (await checkstack_http.get("/", headers=member.headers)).text
+    assert "Ops database" in seen and seen.count('class="uptime-bars"') == 2
+    guest = (await checkstack_http.get("/")).text
+    assert "Ops database" not in guest and guest.count('class="uptime-bars"') == 1
+    assert world["secret"] not in guest

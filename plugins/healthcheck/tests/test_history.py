@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from checkstack_healthcheck import service
-from checkstack_healthcheck.models import HourlyRow, RunRow
+from checkstack_healthcheck.models import DailyRow, HourlyRow, RunRow
 
 from checkstack_core import BadRequest
 from checkstack_core.db import utcnow
@@ -92,6 +92,49 @@ async def test_hourly_aggregates_and_availability(admin, assigned, target):
     assert other["windows"]["24h"] == {"percent": None, "runs": 0}
 
 
+async def test_daily_availability_counts_runs_per_utc_day(admin, assigned, target, make_check):
+    for status in (200, 200, 500):
+        target.answer(status=status)
+        await run(admin, assigned)
+    # A second check on the same system counts into the same day.
+    other = await make_check({"url": target.url})
+    await admin.call(
+        "healthcheck", "assignHealthCheck", {"id": other["id"], "systemId": assigned["system"]}
+    )
+    target.answer(status=200)
+    await admin.call("healthcheck", "runNow", {"id": other["id"], "systemId": assigned["system"]})
+    answer = await admin.call(
+        "healthcheck", "getDailyAvailability", {"systemIds": [assigned["system"], "unknown"]}
+    )
+    [today] = answer["systems"][assigned["system"]]
+    assert today == {
+        "day": utcnow().date().isoformat(),
+        "runs": 4,
+        "healthy": 3,
+        "degraded": 0,
+        "unhealthy": 1,
+        "percent": 75.0,
+        "worst": "unhealthy",
+    }
+    assert answer["systems"]["unknown"] == []
+    # A test run (no system) counts for no system's day.
+    await admin.call("healthcheck", "runNow", {"id": assigned["check"]})
+    again = await admin.call(
+        "healthcheck", "getDailyAvailability", {"systemIds": [assigned["system"]], "days": 1}
+    )
+    assert again["systems"][assigned["system"]][0]["runs"] == 4
+    with pytest.raises(BadRequest):
+        await admin.call(
+            "healthcheck", "getDailyAvailability", {"systemIds": [assigned["system"]], "days": 91}
+        )
+    # Deleting the check takes its days with it.
+    await admin.call("healthcheck", "deleteHealthCheck", {"id": other["id"]})
+    left = await admin.call(
+        "healthcheck", "getDailyAvailability", {"systemIds": [assigned["system"]]}
+    )
+    assert left["systems"][assigned["system"]][0]["runs"] == 3
+
+
 def test_p95_from_the_histogram():
     histogram: dict[str, int] = {}
     for latency in range(1, 101):
@@ -123,10 +166,19 @@ async def test_retention_drops_old_runs_and_aggregates(admin, assigned, checksta
                 healthy=1,
             )
         )
+        session.add(
+            DailyRow(
+                check_id=assigned["check"],
+                system_id=assigned["system"],
+                day=old.date(),
+                runs=1,
+                healthy=1,
+            )
+        )
         await session.commit()
     async with checkstack_host.service_context("healthcheck") as ctx:
         removed = await service.apply_retention(ctx)
-    assert (removed["runs"], removed["hourly"]) == (1, 1)
+    assert (removed["runs"], removed["hourly"], removed["daily"]) == (1, 1, 1)
     page = await admin.call("healthcheck", "getHistory", {"systemId": assigned["system"]})
     assert page["total"] == 1
 

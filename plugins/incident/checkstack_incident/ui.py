@@ -158,15 +158,24 @@ async def manage_page(view: View) -> Response[Any]:
 
 
 async def incident_page(view: View) -> Response[Any]:
-    """One incident with its timeline: post an update (optionally changing the status), or
-    resolve it."""
+    """One incident with its timeline: post an update (optionally changing the status; each is
+    a timeline entry), resolve it, or edit its title, severity, systems and description."""
     incident_id = view.params["id"]
     context: dict[str, Any] = {}
     status = 200
+    edited: dict[str, Any] | None = None
     if view.is_post:
         form = await view.form()
         try:
-            if form["action"] == "resolve":
+            if form["action"] == "edit":
+                edited = {
+                    "title": form["title"],
+                    "severity": form["severity"],
+                    "systemIds": form.all("systemId"),
+                    "description": form["description"] or None,
+                }
+                await view.call("incident", "updateIncident", {"id": incident_id, **edited})
+            elif form["action"] == "resolve":
                 await view.call(
                     "incident",
                     "resolveIncident",
@@ -185,7 +194,12 @@ async def incident_page(view: View) -> Response[Any]:
         except RpcError as error:
             if error.code == "UNAUTHORIZED":
                 raise
-            context.update(error=error, errors=field_errors(error), message=form["message"])
+            context.update(
+                error=error,
+                errors=field_errors(error),
+                message=form["message"],
+                failed=form["action"],
+            )
             status = error.status
         else:
             return view.redirect(f"{MANAGE}/{incident_id}")
@@ -194,6 +208,8 @@ async def incident_page(view: View) -> Response[Any]:
         "incident/incident.html",
         title=incident["title"],
         incident=incident,
+        values={**incident, **(edited or {})},
+        severities=SEVERITIES,
         names=await system_names(view),
         labels=LABELS,
         statuses=(*OPEN_STATUSES, "resolved"),

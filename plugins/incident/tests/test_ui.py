@@ -57,9 +57,33 @@ async def test_incident_lifecycle_from_the_admin_pages(checkstack_http, admin_ca
     assert order == sorted(order)  # newest first
     assert 'class="badge resolved">Resolved' in page.text
 
+    # Editing changes the incident's fields (no timeline entry); an emptied title is refused.
+    edited = await checkstack_http.post(
+        path,
+        data={
+            "action": "edit",
+            "title": "Checkout degraded",
+            "severity": "minor",
+            "systemId": system,
+        },
+        headers=headers,
+    )
+    assert edited.status_code == 303
+    blank = await checkstack_http.post(
+        path,
+        data={"action": "edit", "title": "", "severity": "minor", "systemId": system},
+        headers=headers,
+    )
+    assert blank.status_code == 400 and 'id="f-title-error"' in blank.text
+    stored = await checkstack_http.post(
+        "/api/incident/", json={"getIncident": {"id": incident_id}}, headers=admin_caller.headers
+    )
+    assert stored.json()["getIncident"]["severity"] == "minor"
+    assert len(stored.json()["getIncident"]["timeline"]) == 3
+
     # The public page now lists it in the history.
     public = await checkstack_http.get("/")
-    assert "Past incidents" in public.text and "Checkout failing" in public.text
+    assert "Past incidents" in public.text and "Checkout degraded" in public.text
 
     confirm = await checkstack_http.get(f"{path}/delete", headers=admin_caller.headers)
     assert "This cannot be undone." in confirm.text

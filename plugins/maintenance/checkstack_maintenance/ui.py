@@ -155,15 +155,26 @@ async def manage_page(view: View) -> Response[Any]:
 
 
 async def window_page(view: View) -> Response[Any]:
-    """One window with its timeline: post an update, complete or cancel it."""
+    """One window with its timeline: post an update, edit, complete or cancel it."""
     window_id = view.params["id"]
     context: dict[str, Any] = {}
     status = 200
+    edited: dict[str, Any] | None = None
     if view.is_post:
         form = await view.form()
         action = form["action"]
         try:
-            if action == "complete":
+            if action == "edit":
+                edited = {
+                    "title": form["title"],
+                    "startAt": utc_time(form["startAt"]),
+                    "endAt": utc_time(form["endAt"]),
+                    "systemIds": form.all("systemId"),
+                    "description": form["description"] or None,
+                    "suppressNotifications": form["suppressNotifications"] == "on",
+                }
+                await view.call("maintenance", "updateWindow", {"id": window_id, **edited})
+            elif action == "complete":
                 await view.call("maintenance", "completeWindow", {"id": window_id})
             elif action == "cancel":
                 await view.call("maintenance", "cancelWindow", {"id": window_id})
@@ -174,15 +185,24 @@ async def window_page(view: View) -> Response[Any]:
         except RpcError as error:
             if error.code == "UNAUTHORIZED":
                 raise
-            context.update(error=error, errors=field_errors(error), message=form["message"])
+            context.update(
+                error=error, errors=field_errors(error), message=form["message"], failed=action
+            )
             status = error.status
         else:
             return view.redirect(f"{MANAGE}/{window_id}")
     window = await view.call("maintenance", "getWindow", {"id": window_id})
+    values = {
+        **window,
+        "startAt": window["startAt"].isoformat(),
+        "endAt": window["endAt"].isoformat(),
+        **(edited or {}),
+    }
     return await view.render(
         "maintenance/window.html",
         title=window["title"],
         window=window,
+        values=values,
         names=await system_names(view),
         labels=LABELS,
         status=status,

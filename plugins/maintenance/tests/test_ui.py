@@ -40,8 +40,27 @@ async def test_window_lifecycle_from_the_admin_pages(checkstack_http, admin_call
         path, data={"message": "Runbook reviewed."}, headers=headers
     )
     assert update.status_code == 303
+    later = start + timedelta(days=1)
+    edited = await checkstack_http.post(
+        path,
+        data={
+            "action": "edit",
+            "title": "Ledger migration, part 1",
+            "startAt": later.strftime("%Y-%m-%dT%H:%M"),
+            "endAt": (later + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+            "systemId": system,
+        },
+        headers=headers,
+    )
+    assert edited.status_code == 303, edited.text
+    window = (
+        await checkstack_http.post(
+            "/api/maintenance/", json={"getWindow": {"id": window_id}}, headers=admin_caller.headers
+        )
+    ).json()["getWindow"]
+    assert datetime.fromisoformat(window["startAt"]) == later
     public = await checkstack_http.get("/")
-    assert "Ledger migration" in public.text and "Upcoming" in public.text
+    assert "Ledger migration, part 1" in public.text and "Upcoming" in public.text
     cancelled = await checkstack_http.post(path, data={"action": "cancel"}, headers=headers)
     assert cancelled.status_code == 303
     page = await checkstack_http.get(path, headers=admin_caller.headers)
