@@ -44,6 +44,7 @@ def register(ui: UiRegistrar) -> None:
     ui.page(MANAGE, manage_page)
     ui.page(MANAGE + "/{id:str}", window_page)
     ui.page(MANAGE + "/{id:str}/delete", delete_page)
+    ui.page(MANAGE + "/{id:str}/cancel", cancel_page)
     ui.nav("Maintenance", MANAGE, order=310, rules=["maintenance.maintenance.manage"])
 
 
@@ -176,8 +177,6 @@ async def window_page(view: View) -> Response[Any]:
                 await view.call("maintenance", "updateWindow", {"id": window_id, **edited})
             elif action == "complete":
                 await view.call("maintenance", "completeWindow", {"id": window_id})
-            elif action == "cancel":
-                await view.call("maintenance", "cancelWindow", {"id": window_id})
             else:
                 await view.call(
                     "maintenance", "addUpdate", {"id": window_id, "message": form["message"]}
@@ -207,6 +206,25 @@ async def window_page(view: View) -> Response[Any]:
         labels=LABELS,
         status=status,
         **context,
+    )
+
+
+async def cancel_page(view: View) -> Response[Any]:
+    """Cancelling cannot be undone (a cancelled window stays cancelled): ask first."""
+    window_id = view.params["id"]
+    if view.is_post:
+        await view.call("maintenance", "cancelWindow", {"id": window_id})
+        return view.redirect(f"{MANAGE}/{window_id}")
+    window = await view.call("maintenance", "getWindow", {"id": window_id})
+    return await view.render(
+        "core/confirm.html",
+        title=f"Cancel {window['title']}",
+        question=f"Cancel the maintenance “{window['title']}”?",
+        consequence="It ends now and is shown as cancelled. A cancelled window cannot be resumed.",
+        action=f"{MANAGE}/{window_id}/cancel",
+        confirm_label="Cancel maintenance",
+        danger=True,
+        cancel=f"{MANAGE}/{window_id}",
     )
 
 

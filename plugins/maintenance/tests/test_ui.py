@@ -61,7 +61,13 @@ async def test_window_lifecycle_from_the_admin_pages(checkstack_http, admin_call
     assert datetime.fromisoformat(window["startAt"]) == later
     public = await checkstack_http.get("/")
     assert "Ledger migration, part 1" in public.text and "Upcoming" in public.text
-    cancelled = await checkstack_http.post(path, data={"action": "cancel"}, headers=headers)
+    window_page = await checkstack_http.get(path, headers=admin_caller.headers)
+    assert f'href="{path}/cancel"' in window_page.text  # a link to a question, not a button
+    question = await checkstack_http.get(f"{path}/cancel", headers=admin_caller.headers)
+    assert "Cancel the maintenance “Ledger migration, part 1”?" in question.text
+    still = await checkstack_http.get(path, headers=admin_caller.headers)
+    assert 'class="badge cancelled">Cancelled' not in still.text
+    cancelled = await checkstack_http.post(f"{path}/cancel", headers=headers)
     assert cancelled.status_code == 303
     page = await checkstack_http.get(path, headers=admin_caller.headers)
     assert 'class="badge cancelled">Cancelled' in page.text
