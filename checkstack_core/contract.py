@@ -1,4 +1,5 @@
-"""Procedure contracts: access rules, procedures and a plugin's contract (SPEC §3.2, §5.5).
+"""Procedure contracts: access rules, procedures, declared events and a plugin's contract (SPEC
+§3.2, §5.5).
 
 A contract is plain data: importing it needs neither the server nor a database, so clients, docs
 generators and other plugins can read it. A plugin's ``contract.py`` looks like this::
@@ -12,6 +13,8 @@ generators and other plugins can read it. A plugin's ``contract.py`` looks like 
     class Greeting(Schema):
         message: str
 
+    GREETING_CHANGED = "hello.greeting.changed"
+
     contract = Contract(
         "hello",
         rules=[read, manage],
@@ -20,6 +23,7 @@ generators and other plugins can read it. A plugin's ``contract.py`` looks like 
                 "getGreeting", input=GreetingInput, output=Greeting, caller="public", rules=[read]
             ),
         ],
+        events=[EventType(GREETING_CHANGED, "The greeting changed", payload="{template}")],
     )
 """
 
@@ -36,6 +40,8 @@ import msgspec
 PLUGIN_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]*$")
 PROCEDURE_NAME_PATTERN = re.compile(r"^[a-z][A-Za-z0-9]*$")
 _RESOURCE_PATTERN = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$")
+#: ``<pluginId>.<resource>.<verb>`` (the resource may be dotted; ``status_changed`` is a verb).
+EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9_-]*){2,}$")
 
 
 class Schema(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="camel"):
@@ -209,6 +215,21 @@ def mutation(name: str, **options: Any) -> Procedure:
     return _procedure(Kind.MUTATION, name, **options)
 
 
+@dataclass(frozen=True, slots=True)
+class EventType:
+    """An event a plugin emits, declared in its contract so other plugins can discover it.
+
+    ``name`` is ``<pluginId>.<resource>.<verb>`` (e.g. ``catalog.system.created``) and starts with
+    the contract's plugin id; ``payload`` describes the payload's keys for readers (free text).
+    Declared events are public: the notification plugin offers every one of them to outgoing
+    integration webhooks, so a payload must never hold a secret.
+    """
+
+    name: str
+    description: str
+    payload: str = ""
+
+
 def _is_object_type(tp: Any) -> bool:
     """Inputs and outputs are JSON objects: a non-array-like Struct or a ``dict[str, X]``."""
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
@@ -219,16 +240,19 @@ def _is_object_type(tp: Any) -> bool:
 
 @dataclass
 class Contract:
-    """Everything a plugin offers over the wire: its access rules and procedures."""
+    """Everything a plugin offers other code: its access rules, procedures and the events it
+    emits."""
 
     plugin_id: str
     rules: Sequence[AccessRule] = ()
     procedures: Sequence[Procedure] = ()
+    events: Sequence[EventType] = ()
     by_name: dict[str, Procedure] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.rules = tuple(self.rules)
         self.procedures = tuple(self.procedures)
+        self.events = tuple(self.events)
         self.by_name = {p.name: p for p in self.procedures}
 
     def qualified(self, rule: AccessRule) -> str:
@@ -271,5 +295,21 @@ class Contract:
             if proc.caller is CallerKind.ANONYMOUS and proc.rules:
                 problems.append(
                     f"Procedure {proc.name} is for anonymous callers and cannot require rules"
+                )
+        events: set[str] = set()
+        for event in self.events:
+            if not isinstance(event, EventType):
+                problems.append(f"Event {event!r} is not an EventType")
+                continue
+            if event.name in events:
+                problems.append(f"Event {event.name} is declared twice")
+            events.add(event.name)
+            if not EVENT_TYPE_PATTERN.match(event.name):
+                problems.append(
+                    f"Event name {event.name!r} does not look like '<pluginId>.<resource>.<verb>'"
+                )
+            elif not event.name.startswith(f"{self.plugin_id}."):
+                problems.append(
+                    f"Event {event.name} does not start with the plugin id {self.plugin_id!r}"
                 )
         return problems

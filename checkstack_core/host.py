@@ -22,12 +22,13 @@ import pluggy
 from . import hookspecs
 from .auth import AuthBackend, Principal
 from .context import Context, UnitOfWork
+from .contract import EventType
 from .db import Database, redact_url
 from .dispatch import Dispatcher
 from .events import Event, EventBus, Subscription
 from .jobs import JobRun, JobScheduler
 from .loader import LoadedPlugin, PluginLoadError, discover
-from .plugin import EventSubscription, JobDefinition, Plugin
+from .plugin import DECLARED_EVENTS, EventSubscription, JobDefinition, Plugin
 from .settings import Settings
 
 logger = logging.getLogger("checkstack.host")
@@ -106,6 +107,15 @@ class Host:
             for record in self.active()
             if record.contract is not None
             for rule in record.contract.rules
+        ]
+
+    def declared_events(self) -> list[tuple[str, EventType]]:
+        """(plugin id, EventType) of every event declared in an active plugin's contract."""
+        return [
+            (record.id, event)
+            for record in self.active()
+            if record.contract is not None
+            for event in record.contract.events
         ]
 
     # -- hooks --------------------------------------------------------------------------------
@@ -245,7 +255,14 @@ class Host:
                 async with self.service_context(plugin.id) as ctx:
                     self.services[ref_id] = factory(ctx)
             for sub in plugin.subscriptions:
-                self.events.subscribe(self._subscription(plugin, sub))
+                if sub.event == DECLARED_EVENTS:
+                    # Known now (contracts load before any plugin starts), so the engines only
+                    # ever see ordinary per-name subscriptions.
+                    names = [event.name for _id, event in self.declared_events()]
+                else:
+                    names = [sub.event]
+                for name in names:
+                    self.events.subscribe(self._subscription(plugin, sub, name))
             for job in plugin.jobs:
                 self.jobs.register(
                     job.name,
@@ -265,7 +282,7 @@ class Host:
             return
         self._started.append(record)
 
-    def _subscription(self, plugin: Plugin, sub: EventSubscription) -> Subscription:
+    def _subscription(self, plugin: Plugin, sub: EventSubscription, name: str) -> Subscription:
         async def deliver(event: Event) -> None:
             # A plugin that failed after subscribing (e.g. in a later startup callback) must not
             # go on reacting to events; the engines have no unsubscribe to undo it.
@@ -275,7 +292,7 @@ class Host:
                 await sub.callback(ctx, event)
 
         return Subscription(
-            event=sub.event,
+            event=name,
             handler=deliver,
             plugin_id=plugin.id,
             mode=sub.mode,

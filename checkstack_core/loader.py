@@ -88,6 +88,10 @@ class LoadedPlugin:
                 if contract is not None
             ],
             "procedures": procedures,
+            "events": [
+                {"name": event.name, "description": event.description, "payload": event.payload}
+                for event in (contract.events if contract is not None else ())
+            ],
         }
 
 

@@ -14,6 +14,9 @@ A plugin's ``__init__.py`` builds one and wires the other modules into it::
     @plugin.on_event("catalog.system.deleted")
     async def forget_system(ctx: Context, event: Event) -> None: ...
 
+    @plugin.on_declared_events(mode="work_queue", group="audit")
+    async def audit(ctx: Context, event: Event) -> None: ...  # every event any contract declares
+
 Event handlers, jobs, startup and shutdown callbacks receive a
 :class:`~checkstack_core.context.Context` acting as the plugin itself (a service principal) with
 a fresh transaction.
@@ -35,6 +38,10 @@ if TYPE_CHECKING:
     from .jobs import JobRun
 
 T = TypeVar("T")
+
+#: The event name of a subscription to every event declared in the active plugins' contracts
+#: (:meth:`Plugin.on_declared_events`); the host expands it at startup, one subscription per name.
+DECLARED_EVENTS = "*"
 Handler = Callable[["Context", Any], Awaitable[Any]]
 EventCallback = Callable[["Context", "Event"], Awaitable[None]]
 JobCallback = Callable[["Context", "JobRun"], Awaitable[None]]
@@ -141,6 +148,18 @@ class Plugin:
             return fn
 
         return decorate
+
+    def on_declared_events(
+        self,
+        *,
+        mode: DeliveryMode | str = DeliveryMode.BROADCAST,
+        group: str | None = None,
+        max_retries: int = 3,
+    ) -> Callable[[EventCallback], EventCallback]:
+        """Subscribe the decorated ``async def (ctx, event)`` to every event declared in the
+        contracts (``Contract(events=[...])``) of the plugins active at startup, a third party's
+        included. Options as for :meth:`on_event`; the host subscribes once per declared name."""
+        return self.on_event(DECLARED_EVENTS, mode=mode, group=group, max_retries=max_retries)
 
     def job(
         self, name: str, *, timeout: float | None = None, max_retries: int = 0

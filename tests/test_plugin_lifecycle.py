@@ -230,3 +230,69 @@ async def test_emit_checks_namespace_and_payload_before_anything_commits(checkst
         await ctx.emit("hello.thing.happened", payload)
         payload["n"] = 2  # the event keeps what was emitted
         assert ctx._uow._pending_events == [("hello.thing.happened", {"n": 1})]
+
+
+def test_declared_events_are_validated_like_rules_and_procedures():
+    from checkstack_core import Contract, EventType
+
+    good = EventType("shop.order.placed", "An order was placed", payload="{orderId}")
+    assert Contract("shop", events=[good]).validate() == []
+    problems = Contract(
+        "shop",
+        events=[
+            good,
+            good,
+            EventType("billing.invoice.sent", "Not ours"),
+            EventType("shop.placed", "No resource"),
+            EventType("shop.Order.placed", "Upper case"),
+        ],
+    ).validate()
+    assert problems == [
+        "Event shop.order.placed is declared twice",
+        "Event billing.invoice.sent does not start with the plugin id 'shop'",
+        "Event name 'shop.placed' does not look like '<pluginId>.<resource>.<verb>'",
+        "Event name 'shop.Order.placed' does not look like '<pluginId>.<resource>.<verb>'",
+    ]
+
+
+async def test_on_declared_events_subscribes_to_every_active_plugins_declared_events(
+    checkstack_settings,
+):
+    from checkstack_core import Contract, EventType
+
+    got: list[tuple[str, str]] = []
+    shop = Plugin(
+        id="shop",
+        name="Shop",
+        contract=Contract("shop", events=[EventType("shop.order.placed", "Placed")]),
+    )
+    broken = Plugin(
+        id="broken",
+        name="Broken",
+        contract=Contract("broken", events=[EventType("broken.thing.done", "Done")]),
+    )
+
+    @broken.on_startup
+    async def fail(ctx: Context) -> None:
+        raise RuntimeError("no")
+
+    audit = Plugin(id="audit", name="Audit", depends_on=["shop"])
+
+    @audit.on_declared_events(mode="work_queue", group="log")
+    async def log(ctx: Context, event: Event) -> None:
+        assert ctx.plugin_id == "audit"
+        got.append((event.name, event.payload["id"]))
+
+    checkstack_settings.strict_plugins = False
+    host = await started(checkstack_settings, broken, shop, audit)
+    try:
+        assert [(p, e.name) for p, e in host.declared_events()] == [("shop", "shop.order.placed")]
+        async with host.service_context("shop") as ctx:
+            await ctx.emit("shop.order.placed", {"id": "o1"})
+            await ctx.emit("shop.order.cancelled", {"id": "o1"})  # emitted, not declared
+        await host.events.drain()
+        assert got == [("shop.order.placed", "o1")]
+        described = host.plugins["shop"].describe()["events"]
+        assert described == [{"name": "shop.order.placed", "description": "Placed", "payload": ""}]
+    finally:
+        await host.stop()

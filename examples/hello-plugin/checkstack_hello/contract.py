@@ -9,7 +9,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from checkstack_core import AccessRule, Contract, Schema, mutation, query
+from checkstack_core import AccessRule, Contract, EventType, Schema, mutation, query
 
 read = AccessRule("hello", "read", "Read the greeting", default=True, public=True)
 manage = AccessRule("hello", "manage", "Change the greeting template")
@@ -32,6 +32,10 @@ class Template(Schema):
     template: str
 
 
+#: Emitted after the template changed: ``{"template": str}``.
+GREETING_CHANGED = "hello.greeting.changed"
+
+
 contract = Contract(
     "hello",
     rules=[read, manage],
@@ -52,7 +56,5 @@ contract = Contract(
             description="Replace the greeting template; it must contain {name}.",
         ),
     ],
+    events=[EventType(GREETING_CHANGED, "The greeting template changed", payload="{template}")],
 )
-
-#: Emitted after the template changed: ``{"template": str}``.
-GREETING_CHANGED = "hello.greeting.changed"

@@ -16,6 +16,7 @@ from msgspec import UNSET, UnsetType
 from checkstack_core import (
     AccessRule,
     Contract,
+    EventType,
     InstanceAccess,
     Schema,
     ServiceRef,
@@ -405,6 +406,76 @@ AUTH_ACCESS: ServiceRef[AccessService] = ServiceRef("auth.access")
 
 _team_by_id = InstanceAccess(TEAM_RESOURCE, id_param="id")
 
+# -- events ----------------------------------------------------------------------------------------
+# Emitted after the change commits. Payloads carry ids, names and role ids: never an email
+# address, a password (hash), a session or an application's token or secret.
+
+#: ``{userId, userName, roles}`` (onboarding, ``createUser``, ``checkstack admin create``)
+USER_CREATED = "auth.user.created"
+#: ``{userId, userName, roles}`` when the user's roles changed
+USER_UPDATED = "auth.user.updated"
+#: ``{userId, userName}``
+USER_DELETED = "auth.user.deleted"
+#: ``{applicationId, applicationName, roles, teams}``
+APPLICATION_CREATED = "auth.application.created"
+#: ``{applicationId, applicationName, roles, teams, changes}``: ``changes`` names the changed
+#: fields (``name``, ``description``, ``expiresAt``, ``roles``, ``teams``)
+APPLICATION_UPDATED = "auth.application.updated"
+#: ``{applicationId, applicationName}`` (the new secret is never in it)
+APPLICATION_SECRET_REGENERATED = "auth.application.secret_regenerated"
+#: ``{applicationId, applicationName}``
+APPLICATION_DELETED = "auth.application.deleted"
+#: ``{roleId, roleName, rules}``
+ROLE_CREATED = "auth.role.created"
+#: ``{roleId, roleName, rules}``
+ROLE_UPDATED = "auth.role.updated"
+#: ``{roleId, roleName}``
+ROLE_DELETED = "auth.role.deleted"
+#: ``{teamId, teamName}``
+TEAM_CREATED = "auth.team.created"
+#: ``{teamId, teamName, change}``: ``change`` is ``edited``, ``members``, ``managers`` or
+#: ``access`` (a resource grant given or revoked)
+TEAM_UPDATED = "auth.team.updated"
+#: ``{teamId, teamName}``
+TEAM_DELETED = "auth.team.deleted"
+
+EVENTS = [
+    EventType(USER_CREATED, "A user was created", payload="{userId, userName, roles}"),
+    EventType(USER_UPDATED, "A user's roles changed", payload="{userId, userName, roles}"),
+    EventType(USER_DELETED, "A user was deleted", payload="{userId, userName}"),
+    EventType(
+        APPLICATION_CREATED,
+        "An application (API key) was created",
+        payload="{applicationId, applicationName, roles, teams}",
+    ),
+    EventType(
+        APPLICATION_UPDATED,
+        "An application's name, description, expiry, roles or teams changed",
+        payload="{applicationId, applicationName, roles, teams, changes}",
+    ),
+    EventType(
+        APPLICATION_SECRET_REGENERATED,
+        "An application's secret was regenerated",
+        payload="{applicationId, applicationName}",
+    ),
+    EventType(
+        APPLICATION_DELETED,
+        "An application was deleted",
+        payload="{applicationId, applicationName}",
+    ),
+    EventType(ROLE_CREATED, "A role was created", payload="{roleId, roleName, rules}"),
+    EventType(ROLE_UPDATED, "A role was changed", payload="{roleId, roleName, rules}"),
+    EventType(ROLE_DELETED, "A role was deleted", payload="{roleId, roleName}"),
+    EventType(TEAM_CREATED, "A team was created", payload="{teamId, teamName}"),
+    EventType(
+        TEAM_UPDATED,
+        "A team was edited, or its members, managers or resource grants changed",
+        payload="{teamId, teamName, change}",
+    ),
+    EventType(TEAM_DELETED, "A team was deleted", payload="{teamId, teamName}"),
+]
+
+
 contract = Contract(
     "auth",
     rules=[
@@ -677,4 +748,5 @@ contract = Contract(
             description="Make a resource reachable only through team grants (or not).",
         ),
     ],
+    events=EVENTS,
 )

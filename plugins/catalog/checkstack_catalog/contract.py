@@ -22,7 +22,15 @@ from typing import Annotated, Any
 
 import msgspec
 
-from checkstack_core import AccessRule, Contract, InstanceAccess, Schema, mutation, query
+from checkstack_core import (
+    AccessRule,
+    Contract,
+    EventType,
+    InstanceAccess,
+    Schema,
+    mutation,
+    query,
+)
 from checkstack_core.limits import json_too_deep
 
 PLUGIN_ID = "catalog"
@@ -188,6 +196,40 @@ one_system = InstanceAccess(SYSTEM, id_param="id")
 
 # -- procedures ------------------------------------------------------------------------------------
 
+# -- events ----------------------------------------------------------------------------------------
+# Emitted after the change commits. Payload keys are camelCase, like the wire.
+
+#: ``{"systemId", "systemName"}``
+SYSTEM_CREATED = "catalog.system.created"
+#: ``{"systemId", "systemName"}``
+SYSTEM_UPDATED = "catalog.system.updated"
+#: ``{"systemId", "systemName", "resourceType": "catalog.system", "resourceId": <systemId>}``
+SYSTEM_DELETED = "catalog.system.deleted"
+#: ``{"groupId", "groupName"}``
+GROUP_CREATED = "catalog.group.created"
+#: ``{"groupId", "groupName"}`` (also when its members change)
+GROUP_UPDATED = "catalog.group.updated"
+#: ``{"groupId", "groupName", "resourceType": "catalog.group", "resourceId": <groupId>}``
+GROUP_DELETED = "catalog.group.deleted"
+
+EVENTS = [
+    EventType(SYSTEM_CREATED, "A system was created", payload="{systemId, systemName}"),
+    EventType(SYSTEM_UPDATED, "A system was changed", payload="{systemId, systemName}"),
+    EventType(
+        SYSTEM_DELETED,
+        "A system was deleted",
+        payload="{systemId, systemName, resourceType, resourceId}",
+    ),
+    EventType(GROUP_CREATED, "A group was created", payload="{groupId, groupName}"),
+    EventType(GROUP_UPDATED, "A group was changed", payload="{groupId, groupName}"),
+    EventType(
+        GROUP_DELETED,
+        "A group was deleted",
+        payload="{groupId, groupName, resourceType, resourceId}",
+    ),
+]
+
+
 contract = Contract(
     PLUGIN_ID,
     rules=[read, manage],
@@ -284,20 +326,5 @@ contract = Contract(
             description="For other plugins: the systems with these ids, and the ids not found.",
         ),
     ],
+    events=EVENTS,
 )
-
-# -- events ----------------------------------------------------------------------------------------
-# Emitted after the change commits. Payload keys are camelCase, like the wire.
-
-#: ``{"systemId", "systemName"}``
-SYSTEM_CREATED = "catalog.system.created"
-#: ``{"systemId", "systemName"}``
-SYSTEM_UPDATED = "catalog.system.updated"
-#: ``{"systemId", "systemName", "resourceType": "catalog.system", "resourceId": <systemId>}``
-SYSTEM_DELETED = "catalog.system.deleted"
-#: ``{"groupId", "groupName"}``
-GROUP_CREATED = "catalog.group.created"
-#: ``{"groupId", "groupName"}`` (also when its members change)
-GROUP_UPDATED = "catalog.group.updated"
-#: ``{"groupId", "groupName", "resourceType": "catalog.group", "resourceId": <groupId>}``
-GROUP_DELETED = "catalog.group.deleted"

@@ -19,7 +19,7 @@ from checkstack_procrastinate.events import ProcrastinateEventBus
 from checkstack_procrastinate.scheduler import ProcrastinateJobScheduler
 from checkstack_procrastinate.schema import unapplied_migrations
 
-from checkstack_core import Context, JobRun, Plugin
+from checkstack_core import Context, Contract, EventType, JobRun, Plugin
 from checkstack_core.events import DeliveryMode, Event, Subscription
 from checkstack_core.host import Host
 from checkstack_core.settings import Settings
@@ -154,6 +154,66 @@ async def test_selected_by_configuration_through_the_engine_hook(engine_database
         stop.set()
         await worker
     finally:
+        await host.stop()
+
+
+def declaring_plugins(got: list[Event]) -> list[Plugin]:
+    """``widgets`` declares two events; ``audit`` subscribes to every declared event (work queue
+    and broadcast) without naming any, as the notification plugin's integrations do."""
+    widgets = Plugin(
+        id="widgets",
+        name="Widgets",
+        contract=Contract(
+            "widgets",
+            events=[
+                EventType("widgets.widget.built", "Built"),
+                EventType("widgets.widget.scrapped", "Scrapped"),
+            ],
+        ),
+    )
+    audit = Plugin(id="audit", name="Audit")
+
+    @audit.on_declared_events(mode="work_queue", group="log")
+    async def log(ctx: Context, event: Event) -> None:
+        got.append(event)
+
+    @audit.on_declared_events()
+    async def watch(ctx: Context, event: Event) -> None:
+        got.append(event)
+
+    return [widgets, audit]
+
+
+async def test_a_subscription_to_every_declared_event_runs_in_a_worker(
+    engine_database_url: str,
+) -> None:
+    """Expanded by the host at startup into per-name subscriptions, which procrastinate
+    registers like any other: each declared event reaches the work-queue group (in a worker)
+    and the broadcast subscription once."""
+    got: list[Event] = []
+    settings = Settings(
+        database_url=engine_database_url,
+        strict_plugins=True,
+        events_engine="procrastinate",
+        jobs_engine="procrastinate",
+    )
+    host = Host(settings, plugins=[plugin, *declaring_plugins(got)], discover_installed=False)
+    await host.start()
+    stop = asyncio.Event()
+    worker = asyncio.create_task(host.events.run_worker(concurrency=2, stop=stop))  # type: ignore[attr-defined]
+    try:
+        async with host.service_context("widgets") as ctx:
+            await ctx.emit("widgets.widget.built", {"id": "w1"})
+            await ctx.emit("widgets.widget.scrapped", {"id": "w1"})
+        await wait_until(lambda: len(got) >= 4)
+        await host.events.drain()
+        assert Counter(e.name for e in got) == {
+            "widgets.widget.built": 2,
+            "widgets.widget.scrapped": 2,
+        }
+    finally:
+        stop.set()
+        await worker
         await host.stop()
 
 

@@ -12,7 +12,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from checkstack_core import AccessRule, Contract, InstanceAccess, Schema, mutation, query
+from checkstack_core import (
+    AccessRule,
+    Contract,
+    EventType,
+    InstanceAccess,
+    Schema,
+    mutation,
+    query,
+)
 
 PLUGIN_ID = "healthcheck"
 
@@ -371,6 +379,39 @@ systems_map = InstanceAccess(SYSTEM, record_key="statuses")
 daily_map = InstanceAccess(SYSTEM, record_key="systems")
 
 
+# -- events ----------------------------------------------------------------------------------------
+# Emitted after the change commits.
+
+#: ``{systemId, previousStatus, status, suppressed, healthyChecks, totalChecks, timestamp}``:
+#: one of the three below, once per change of a system's health. ``suppressed`` is true while a
+#: suppressing maintenance window is in progress or a suppressing incident is open for the
+#: system (the status still changes; notifications stay silent).
+SYSTEM_HEALTHY = "healthcheck.system.healthy"
+SYSTEM_DEGRADED = "healthcheck.system.degraded"
+SYSTEM_UNHEALTHY = "healthcheck.system.unhealthy"
+SYSTEM_EVENTS: dict[str, str] = {
+    "healthy": SYSTEM_HEALTHY,
+    "degraded": SYSTEM_DEGRADED,
+    "unhealthy": SYSTEM_UNHEALTHY,
+}
+#: ``{checkId}`` after a check's schedule changed (created, edited, paused, resumed, assigned,
+#: unassigned, deleted): the scheduler looks for due runs at once.
+CHECK_CHANGED = "healthcheck.check.changed"
+
+_HEALTH = "{systemId, previousStatus, status, suppressed, healthyChecks, totalChecks, timestamp}"
+EVENTS = [
+    EventType(SYSTEM_HEALTHY, "A system became healthy", payload=_HEALTH),
+    EventType(SYSTEM_DEGRADED, "A system became degraded", payload=_HEALTH),
+    EventType(SYSTEM_UNHEALTHY, "A system became unhealthy", payload=_HEALTH),
+    EventType(
+        CHECK_CHANGED,
+        "A health check's schedule changed (created, edited, paused, resumed, assigned, "
+        "unassigned or deleted)",
+        payload="{checkId}",
+    ),
+]
+
+
 contract = Contract(
     PLUGIN_ID,
     rules=[status, read, manage, details],
@@ -533,24 +574,5 @@ contract = Contract(
             description="A system's recorded health changes, newest first.",
         ),
     ],
+    events=EVENTS,
 )
-
-
-# -- events ----------------------------------------------------------------------------------------
-# Emitted after the change commits.
-
-#: ``{systemId, previousStatus, status, suppressed, healthyChecks, totalChecks, timestamp}``:
-#: one of the three below, once per change of a system's health. ``suppressed`` is true while a
-#: suppressing maintenance window is in progress or a suppressing incident is open for the
-#: system (the status still changes; notifications stay silent).
-SYSTEM_HEALTHY = "healthcheck.system.healthy"
-SYSTEM_DEGRADED = "healthcheck.system.degraded"
-SYSTEM_UNHEALTHY = "healthcheck.system.unhealthy"
-SYSTEM_EVENTS: dict[str, str] = {
-    "healthy": SYSTEM_HEALTHY,
-    "degraded": SYSTEM_DEGRADED,
-    "unhealthy": SYSTEM_UNHEALTHY,
-}
-#: ``{checkId}`` after a check's schedule changed (created, edited, paused, resumed, assigned,
-#: unassigned, deleted): the scheduler looks for due runs at once.
-CHECK_CHANGED = "healthcheck.check.changed"

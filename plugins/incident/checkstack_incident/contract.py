@@ -16,6 +16,7 @@ from checkstack_catalog.contract import MAX_ID_LENGTH, SYSTEM
 from checkstack_core import (
     AccessRule,
     Contract,
+    EventType,
     InstanceAccess,
     Level,
     Schema,
@@ -257,6 +258,48 @@ async def _managed_and_new_systems(ctx: Context, input: UpdateIncidentInput) -> 
 
 manage_incident = InstanceAccess(SYSTEM, resolve=_managed_systems)
 
+# -- events (emitted after the change commits) ----------------------------------------------------
+
+#: ``{incidentId, title, description, severity, status, systemIds, suppressNotifications,
+#: createdAt}``
+INCIDENT_CREATED = "incident.incident.created"
+#: Any change after creation (an edit, a timeline entry, systems removed by catalog cleanup):
+#: the common fields plus ``changes`` (names of changed fields) and ``entryId`` (or null).
+INCIDENT_UPDATED = "incident.incident.updated"
+#: The common fields plus ``fromStatus`` and ``toStatus``.
+INCIDENT_STATUS_CHANGED = "incident.incident.status_changed"
+#: The common fields plus ``resolvedAt``.
+INCIDENT_RESOLVED = "incident.incident.resolved"
+#: The common fields plus ``fromStatus`` ("resolved") and ``toStatus``.
+INCIDENT_REOPENED = "incident.incident.reopened"
+#: ``{incidentId, title, systemIds}``
+INCIDENT_DELETED = "incident.incident.deleted"
+
+_COMMON = "{incidentId, title, description, severity, status, systemIds, suppressNotifications}"
+EVENTS = [
+    EventType(INCIDENT_CREATED, "An incident was reported", payload=_COMMON + " + createdAt"),
+    EventType(
+        INCIDENT_UPDATED,
+        "An incident was edited or updated",
+        payload=_COMMON + " + changes, entryId",
+    ),
+    EventType(
+        INCIDENT_STATUS_CHANGED,
+        "An incident's status changed",
+        payload=_COMMON + " + fromStatus, toStatus",
+    ),
+    EventType(INCIDENT_RESOLVED, "An incident was resolved", payload=_COMMON + " + resolvedAt"),
+    EventType(
+        INCIDENT_REOPENED,
+        "A resolved incident was reopened",
+        payload=_COMMON + " + fromStatus, toStatus",
+    ),
+    EventType(
+        INCIDENT_DELETED, "An incident was deleted", payload="{incidentId, title, systemIds}"
+    ),
+]
+
+
 contract = Contract(
     PLUGIN_ID,
     rules=[read, manage],
@@ -332,24 +375,8 @@ contract = Contract(
             description="Whether an open incident affecting the system suppresses notifications.",
         ),
     ],
+    events=EVENTS,
 )
-
-# -- events (emitted after the change commits) ----------------------------------------------------
-
-#: ``{incidentId, title, description, severity, status, systemIds, suppressNotifications,
-#: createdAt}``
-INCIDENT_CREATED = "incident.incident.created"
-#: Any change after creation (an edit, a timeline entry, systems removed by catalog cleanup):
-#: the common fields plus ``changes`` (names of changed fields) and ``entryId`` (or null).
-INCIDENT_UPDATED = "incident.incident.updated"
-#: The common fields plus ``fromStatus`` and ``toStatus``.
-INCIDENT_STATUS_CHANGED = "incident.incident.status_changed"
-#: The common fields plus ``resolvedAt``.
-INCIDENT_RESOLVED = "incident.incident.resolved"
-#: The common fields plus ``fromStatus`` ("resolved") and ``toStatus``.
-INCIDENT_REOPENED = "incident.incident.reopened"
-#: ``{incidentId, title, systemIds}``
-INCIDENT_DELETED = "incident.incident.deleted"
 
 # -- in-process service ---------------------------------------------------------------------------
 

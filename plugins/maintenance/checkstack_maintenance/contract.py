@@ -15,6 +15,7 @@ from msgspec import UNSET, Meta, UnsetType
 from checkstack_core import (
     AccessRule,
     Contract,
+    EventType,
     InstanceAccess,
     Level,
     Schema,
@@ -230,6 +231,45 @@ manage_systems = InstanceAccess(SYSTEM, ids_param="systemIds")
 manage_window = InstanceAccess(SYSTEM, resolve=_managed_systems)
 
 
+# -- events ----------------------------------------------------------------------------------------
+# Emitted after the change commits. Every payload carries ``windowId`` and ``systemIds``.
+
+#: ``{windowId, title, status, startAt, endAt, systemIds, suppressNotifications}``
+WINDOW_CREATED = "maintenance.window.created"
+#: ``{windowId, title, status, startAt, endAt, systemIds, suppressNotifications, kind}``;
+#: ``kind`` is ``"edited"`` (fields changed), ``"update"`` (a timeline message) or
+#: ``"system_removed"`` (an affected system was deleted from the catalog).
+WINDOW_UPDATED = "maintenance.window.updated"
+#: ``{windowId, fromStatus, toStatus, systemIds}``, for every status change.
+WINDOW_STATUS_CHANGED = "maintenance.window.status_changed"
+#: ``{windowId, systemIds}``, after the status change event of a completion.
+WINDOW_COMPLETED = "maintenance.window.completed"
+#: ``{windowId, systemIds}``, after the status change event of a cancellation.
+WINDOW_CANCELLED = "maintenance.window.cancelled"
+#: ``{windowId, systemIds}``
+WINDOW_DELETED = "maintenance.window.deleted"
+
+_WINDOW = "{windowId, title, status, startAt, endAt, systemIds, suppressNotifications}"
+EVENTS = [
+    EventType(WINDOW_CREATED, "A maintenance window was scheduled", payload=_WINDOW),
+    EventType(
+        WINDOW_UPDATED,
+        "A maintenance window was edited or updated",
+        payload=_WINDOW + " + kind (edited, update, system_removed)",
+    ),
+    EventType(
+        WINDOW_STATUS_CHANGED,
+        "A maintenance window started, completed or was cancelled",
+        payload="{windowId, fromStatus, toStatus, systemIds}",
+    ),
+    EventType(WINDOW_COMPLETED, "A maintenance window completed", payload="{windowId, systemIds}"),
+    EventType(
+        WINDOW_CANCELLED, "A maintenance window was cancelled", payload="{windowId, systemIds}"
+    ),
+    EventType(WINDOW_DELETED, "A maintenance window was deleted", payload="{windowId, systemIds}"),
+]
+
+
 contract = Contract(
     PLUGIN_ID,
     rules=[read, manage],
@@ -320,26 +360,8 @@ contract = Contract(
             "system now (for other plugins).",
         ),
     ],
+    events=EVENTS,
 )
-
-
-# -- events ----------------------------------------------------------------------------------------
-# Emitted after the change commits. Every payload carries ``windowId`` and ``systemIds``.
-
-#: ``{windowId, title, status, startAt, endAt, systemIds, suppressNotifications}``
-WINDOW_CREATED = "maintenance.window.created"
-#: ``{windowId, title, status, startAt, endAt, systemIds, suppressNotifications, kind}``;
-#: ``kind`` is ``"edited"`` (fields changed), ``"update"`` (a timeline message) or
-#: ``"system_removed"`` (an affected system was deleted from the catalog).
-WINDOW_UPDATED = "maintenance.window.updated"
-#: ``{windowId, fromStatus, toStatus, systemIds}``, for every status change.
-WINDOW_STATUS_CHANGED = "maintenance.window.status_changed"
-#: ``{windowId, systemIds}``, after the status change event of a completion.
-WINDOW_COMPLETED = "maintenance.window.completed"
-#: ``{windowId, systemIds}``, after the status change event of a cancellation.
-WINDOW_CANCELLED = "maintenance.window.cancelled"
-#: ``{windowId, systemIds}``
-WINDOW_DELETED = "maintenance.window.deleted"
 
 
 # -- the in-process service ------------------------------------------------------------------------

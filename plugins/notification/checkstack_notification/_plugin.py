@@ -10,7 +10,7 @@ from checkstack_core import Context, Event, JobRun, Plugin, vault
 from checkstack_core.db import utcnow
 
 from . import outbox, service, triggers
-from .contract import DELIVERIES_QUEUED, EVENT_CATALOG, contract
+from .contract import DELIVERIES_QUEUED, contract
 from .handlers import handlers
 from .models import MODELS
 
@@ -67,13 +67,11 @@ async def on_maintenance(ctx: Context, event: Event) -> None:
         await triggers.announce(ctx, await triggers.notify(ctx, trigger))
 
 
+@plugin.on_declared_events(mode="work_queue", group="integrations")
 async def on_any(ctx: Context, event: Event) -> None:
-    """Forward an event to the integrations subscribed to it."""
+    """Forward an event declared in any loaded plugin's contract (a third party's included) to
+    the integrations subscribed to it."""
     await triggers.announce(ctx, await triggers.forward(ctx, event))
-
-
-for _name, _plugin_id, _description in EVENT_CATALOG:
-    plugin.on_event(_name, mode="work_queue", group="integrations")(on_any)
 
 
 # -- delivery -------------------------------------------------------------------------------------

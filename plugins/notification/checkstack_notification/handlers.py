@@ -155,7 +155,7 @@ async def unsubscribe_team(ctx: Context, input: TeamSubscriptionId) -> Deleted:
 
 @handlers.implement("getEventTypes")
 async def get_event_types(ctx: Context, input: None) -> EventTypeList:
-    return service.event_types()
+    return service.event_types(ctx)
 
 
 @handlers.implement("getIntegrations")

@@ -19,7 +19,6 @@ from checkstack_core.db import utcnow
 from checkstack_core.errors import validation_error
 
 from .contract import (
-    EVENT_CATALOG,
     Channel,
     ChannelChanges,
     ChannelChoice,
@@ -582,12 +581,10 @@ def integration_out(row: IntegrationRow) -> Integration:
     )
 
 
-KNOWN_EVENTS = {name for name, _plugin, _description in EVENT_CATALOG}
-
-
-def _event_types(names: Sequence[str]) -> str:
+def _event_types(ctx: Context, names: Sequence[str]) -> str:
+    known = {event.name for _plugin_id, event in ctx.host.declared_events()}
     for index, name in enumerate(names):
-        if name != "*" and name not in KNOWN_EVENTS:
+        if name != "*" and name not in known:
             raise _issue(f"Unknown event type {name!r} (see getEventTypes)", "eventTypes", index)
     return msgspec.json.encode(sorted(set(names))).decode()
 
@@ -603,11 +600,17 @@ def _encrypt_secret(keeper: vault.Vault, secret: str) -> str:
         raise _issue(NO_KEY, "secret") from None
 
 
-def event_types() -> EventTypeList:
+def event_types(ctx: Context) -> EventTypeList:
+    """Every event declared by a loaded plugin's contract: what integrations may subscribe to."""
     return EventTypeList(
         event_types=[
-            EventTypeInfo(name=name, plugin_id=plugin_id, description=description)
-            for name, plugin_id, description in EVENT_CATALOG
+            EventTypeInfo(
+                name=event.name,
+                plugin_id=plugin_id,
+                description=event.description,
+                payload=event.payload,
+            )
+            for plugin_id, event in ctx.host.declared_events()
         ]
     )
 
@@ -625,7 +628,7 @@ async def create_integration(ctx: Context, input: NewIntegration) -> Integration
         url=input.url,
         secret=_encrypt_secret(runtime(ctx).vault, input.secret),
         headers=msgspec.json.encode(input.headers).decode(),
-        event_types=_event_types(input.event_types),
+        event_types=_event_types(ctx, input.event_types),
         system_ids=msgspec.json.encode(sorted(set(input.system_ids))).decode(),
         enabled=input.enabled,
         rate_limit_per_minute=input.rate_limit_per_minute,
@@ -654,7 +657,7 @@ async def update_integration(ctx: Context, input: IntegrationChanges) -> Integra
         _check_headers(input.headers, "headers")
         row.headers = msgspec.json.encode(input.headers).decode()
     if input.event_types is not None:
-        row.event_types = _event_types(input.event_types)
+        row.event_types = _event_types(ctx, input.event_types)
     if input.system_ids is not None:
         row.system_ids = msgspec.json.encode(sorted(set(input.system_ids))).decode()
     if input.enabled is not None:

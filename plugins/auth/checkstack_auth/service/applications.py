@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -13,7 +14,13 @@ from checkstack_core import Context, Principal, PrincipalKind
 from checkstack_core.db import core_rows
 from checkstack_core.errors import validation_error
 
-from ..contract import ApplicationInfo
+from ..contract import (
+    APPLICATION_CREATED,
+    APPLICATION_DELETED,
+    APPLICATION_SECRET_REGENERATED,
+    APPLICATION_UPDATED,
+    ApplicationInfo,
+)
 from ..models import (
     APPLICATIONS_ROLE,
     Application,
@@ -117,6 +124,16 @@ async def application_info(ctx: Context, app: Application) -> ApplicationInfo:
     return _application_info(app, roles[app.id], teams[app.id])
 
 
+def _event(info: ApplicationInfo) -> dict[str, Any]:
+    """The payload of an application's events: ids and names, never its secret or token."""
+    return {
+        "applicationId": info.id,
+        "applicationName": info.name,
+        "roles": list(info.roles),
+        "teams": list(info.teams),
+    }
+
+
 def _check_expiry(expires_at: datetime | None) -> datetime | None:
     if expires_at is None:
         return None
@@ -167,7 +184,9 @@ async def create_application(
     for team in joined:
         session.add(TeamApplication(application_id=app.id, team_id=team.id))
     await session.flush()
-    return await application_info(ctx, app), format_token(API_KEY_PREFIX, app.id, secret)
+    info = await application_info(ctx, app)
+    await ctx.emit(APPLICATION_CREATED, _event(info))
+    return info, format_token(API_KEY_PREFIX, app.id, secret)
 
 
 async def update_application(
@@ -184,6 +203,7 @@ async def update_application(
     session = ctx.session
     app = await get_application(session, app_id)
     current_roles, current_teams = await _application_links(session, [app.id])
+    before = _application_info(app, current_roles[app.id], current_teams[app.id])
     if name is not None:
         app.name = name
     if description is not None:
@@ -219,7 +239,21 @@ async def update_application(
     app.updated_at = utcnow()
     session.add(app)
     await session.flush()
-    return await application_info(ctx, app)
+    info = await application_info(ctx, app)
+    changes = [
+        field
+        for field, old, new in (
+            ("name", before.name, info.name),
+            ("description", before.description, info.description),
+            ("expiresAt", before.expires_at, info.expires_at),
+            ("roles", before.roles, info.roles),
+            ("teams", before.teams, info.teams),
+        )
+        if old != new
+    ]
+    if changes:
+        await ctx.emit(APPLICATION_UPDATED, {**_event(info), "changes": changes})
+    return info
 
 
 async def regenerate_secret(ctx: Context, app_id: str) -> str:
@@ -229,6 +263,9 @@ async def regenerate_secret(ctx: Context, app_id: str) -> str:
     app.updated_at = utcnow()
     ctx.session.add(app)
     await ctx.session.flush()
+    await ctx.emit(
+        APPLICATION_SECRET_REGENERATED, {"applicationId": app.id, "applicationName": app.name}
+    )
     return format_token(API_KEY_PREFIX, app.id, secret)
 
 
@@ -236,3 +273,4 @@ async def delete_application(ctx: Context, app_id: str) -> None:
     app = await get_application(ctx.session, app_id)
     await ctx.session.delete(app)
     await ctx.session.flush()
+    await ctx.emit(APPLICATION_DELETED, {"applicationId": app.id, "applicationName": app.name})

@@ -12,6 +12,7 @@ from checkstack_core.errors import validation_error
 from ..contract import ResourceAccessInfo, ResourceGrantInfo
 from ..models import ResourceGrant, ResourceSettings, Team, TeamUser
 from .common import get_team, known_resource_types
+from .teams import team_updated
 
 
 async def resource_access(ctx: Context, resource_type: str, resource_id: str) -> ResourceAccessInfo:
@@ -54,28 +55,31 @@ async def grant(
     ctx: Context, team_id: str, resource_type: str, resource_id: str, level: str
 ) -> ResourceAccessInfo:
     _check_resource_type(ctx, resource_type)
-    await get_team(ctx.session, team_id)
+    team = await get_team(ctx.session, team_id)
     row = await ctx.session.get(ResourceGrant, (resource_type, resource_id, team_id))
     if row is None:
         row = ResourceGrant(
             resource_type=resource_type, resource_id=resource_id, team_id=team_id, level=level
         )
+    elif row.level == level:
+        return await resource_access(ctx, resource_type, resource_id)
     row.level = level
     ctx.session.add(row)
     await ctx.session.flush()
+    await team_updated(ctx, team, "access")
     return await resource_access(ctx, resource_type, resource_id)
 
 
 async def revoke(
     ctx: Context, team_id: str, resource_type: str, resource_id: str
 ) -> ResourceAccessInfo:
-    await ctx.session.exec(
-        sa.delete(ResourceGrant).where(
-            col(ResourceGrant.resource_type) == resource_type,
-            col(ResourceGrant.resource_id) == resource_id,
-            col(ResourceGrant.team_id) == team_id,
-        )
-    )
+    row = await ctx.session.get(ResourceGrant, (resource_type, resource_id, team_id))
+    if row is not None:
+        await ctx.session.delete(row)
+        await ctx.session.flush()
+        team = await ctx.session.get(Team, team_id)
+        if team is not None:
+            await team_updated(ctx, team, "access")
     return await resource_access(ctx, resource_type, resource_id)
 
 

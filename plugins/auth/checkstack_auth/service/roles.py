@@ -13,7 +13,7 @@ from checkstack_core import Context
 from checkstack_core.db import core_rows
 from checkstack_core.errors import Forbidden, NotFound, validation_error
 
-from ..contract import RoleInfo, RuleInfo
+from ..contract import ROLE_CREATED, ROLE_DELETED, ROLE_UPDATED, RoleInfo, RuleInfo
 from ..models import (
     ADMIN_ROLE,
     ANONYMOUS_ROLE,
@@ -95,6 +95,10 @@ async def role_info(ctx: Context, role: Role, rules: set[str] | None = None) -> 
     )
 
 
+def _event(info: RoleInfo) -> dict[str, object]:
+    return {"roleId": info.id, "roleName": info.name, "rules": list(info.rules)}
+
+
 #: Every role with its rules, one row per (role, rule) pair (a role without rules once, with
 #: no rule), system roles first, then by name: the whole list in one query.
 _ALL_ROLES = (
@@ -167,7 +171,9 @@ async def create_role(ctx: Context, name: str, description: str, rules: Sequence
     for rule in wanted:
         ctx.session.add(RoleRule(role_id=role.id, rule_id=rule))
     await ctx.session.flush()
-    return await role_info(ctx, role, set(wanted))
+    info = await role_info(ctx, role, set(wanted))
+    await ctx.emit(ROLE_CREATED, _event(info))
+    return info
 
 
 async def update_role(
@@ -182,6 +188,7 @@ async def update_role(
     role = await session.get(Role, role_id)
     if role is None:
         raise NotFound(f"Role not found: {role_id}")
+    before = (role.name, role.description)
     if name is not None and name != role.name:
         if role.system:
             # Built-in roles are referred to by name in docs, scripts and the CLI.
@@ -192,6 +199,7 @@ async def update_role(
         role.description = description
     session.add(role)
     current = (await role_rules(session, [role.id]))[role.id]
+    held = set(current)
     if rules is not None:
         if role.id == ADMIN_ROLE:
             raise validation_error(
@@ -226,7 +234,10 @@ async def update_role(
                     session.add(RemovedDefaultRule(role_id=role.id, rule_id=rule))
         current = wanted
     await session.flush()
-    return await role_info(ctx, role, current)
+    info = await role_info(ctx, role, current)
+    if before != (role.name, role.description) or held != current:
+        await ctx.emit(ROLE_UPDATED, _event(info))
+    return info
 
 
 async def delete_role(ctx: Context, role_id: str) -> None:
@@ -237,6 +248,7 @@ async def delete_role(ctx: Context, role_id: str) -> None:
         raise Forbidden("Cannot delete system role")
     await ctx.session.delete(role)
     await ctx.session.flush()
+    await ctx.emit(ROLE_DELETED, {"roleId": role.id, "roleName": role.name})
 
 
 async def sync_rules(ctx: Context) -> None:

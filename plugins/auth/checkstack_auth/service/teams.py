@@ -11,7 +11,17 @@ from checkstack_core import Context, PrincipalKind
 from checkstack_core.db import core_rows
 from checkstack_core.errors import Forbidden, NotFound, validation_error
 
-from ..contract import TEAMS_MANAGE, TeamDetail, TeamGrant, TeamInfo, TeamManagerInfo, TeamMember
+from ..contract import (
+    TEAM_CREATED,
+    TEAM_DELETED,
+    TEAM_UPDATED,
+    TEAMS_MANAGE,
+    TeamDetail,
+    TeamGrant,
+    TeamInfo,
+    TeamManagerInfo,
+    TeamMember,
+)
 from ..models import (
     Application,
     ResourceGrant,
@@ -149,13 +159,20 @@ async def create_team(ctx: Context, name: str, description: str) -> Team:
     team = Team(id=new_id(), name=name, description=description)
     ctx.session.add(team)
     await ctx.session.flush()
+    await ctx.emit(TEAM_CREATED, {"teamId": team.id, "teamName": team.name})
     return team
+
+
+async def team_updated(ctx: Context, team: Team, change: str) -> None:
+    """Emit ``auth.team.updated``: ``change`` is edited, members, managers or access."""
+    await ctx.emit(TEAM_UPDATED, {"teamId": team.id, "teamName": team.name, "change": change})
 
 
 async def update_team(
     ctx: Context, team_id: str, *, name: str | None = None, description: str | None = None
 ) -> Team:
     team = await get_team(ctx.session, team_id)
+    before = (team.name, team.description)
     if name is not None and name != team.name:
         await name_free(ctx.session, Team, name, team.id)
         team.name = name
@@ -164,6 +181,8 @@ async def update_team(
     team.updated_at = utcnow()
     ctx.session.add(team)
     await ctx.session.flush()
+    if before != (team.name, team.description):
+        await team_updated(ctx, team, "edited")
     return team
 
 
@@ -171,6 +190,7 @@ async def delete_team(ctx: Context, team_id: str) -> None:
     team = await get_team(ctx.session, team_id)
     await ctx.session.delete(team)
     await ctx.session.flush()
+    await ctx.emit(TEAM_DELETED, {"teamId": team.id, "teamName": team.name})
 
 
 async def change_member(
@@ -182,7 +202,7 @@ async def change_member(
             [{"message": "Name exactly one of userId and applicationId", "path": []}]
         )
     session = ctx.session
-    await get_team(session, team_id)
+    team = await get_team(session, team_id)
     link: TeamUser | TeamApplication
     if user_id is not None:
         await get_user(session, user_id)
@@ -198,16 +218,22 @@ async def change_member(
         session.add(link)
     elif not add and existing is not None:
         await session.delete(existing)
+    else:
+        return
     await session.flush()
+    await team_updated(ctx, team, "members")
 
 
 async def change_manager(ctx: Context, team_id: str, user_id: str, *, add: bool) -> None:
     session = ctx.session
-    await get_team(session, team_id)
+    team = await get_team(session, team_id)
     await get_user(session, user_id)
     existing = await session.get(TeamManager, (team_id, user_id))
     if add and existing is None:
         session.add(TeamManager(team_id=team_id, user_id=user_id))
     elif not add and existing is not None:
         await session.delete(existing)
+    else:
+        return
     await session.flush()
+    await team_updated(ctx, team, "managers")

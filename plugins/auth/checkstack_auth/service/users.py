@@ -14,7 +14,7 @@ from checkstack_core.db import core_rows
 from checkstack_core.errors import Conflict, Forbidden
 
 from .. import passwords
-from ..contract import UserInfo
+from ..contract import USER_CREATED, USER_DELETED, USER_UPDATED, UserInfo
 from ..models import ADMIN_ROLE, LoginSession, User, UserRole, utcnow
 from ..tokens import new_id
 from .common import get_user, lock
@@ -113,6 +113,8 @@ async def create_user(
     for role in wanted:
         session.add(UserRole(user_id=user.id, role_id=role.id))
     await session.flush()
+    roles_held = sorted(role.id for role in wanted)
+    await ctx.emit(USER_CREATED, {"userId": user.id, "userName": user.name, "roles": roles_held})
     return user
 
 
@@ -160,6 +162,10 @@ async def set_user_roles(ctx: Context, user_id: str, roles: Sequence[str]) -> Us
     for role in added:
         session.add(UserRole(user_id=user.id, role_id=role.id))
     await session.flush()
+    if added or removed:
+        await ctx.emit(
+            USER_UPDATED, {"userId": user.id, "userName": user.name, "roles": sorted(wanted_ids)}
+        )
     return user
 
 
@@ -197,3 +203,4 @@ async def delete_user(ctx: Context, user_id: str) -> None:
         await _keep_an_administrator(session, "Cannot delete the last administrator")
     await session.delete(user)
     await session.flush()
+    await ctx.emit(USER_DELETED, {"userId": user.id, "userName": user.name})
