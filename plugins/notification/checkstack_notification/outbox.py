@@ -119,10 +119,13 @@ async def _outgoing(
         importance=str(message.get("importance") or "info"),
         json_body=row.message.encode(),
     )
+    # The target's row is locked until this attempt is claimed: two deliveries to one target
+    # then read its recent attempts one after the other, so the rate limit holds under
+    # concurrency (PostgreSQL; SQLite's write transactions are serial already).
     target: ChannelRow | IntegrationRow | None = (
-        await ctx.session.get(ChannelRow, row.target_id)
+        await ctx.session.get(ChannelRow, row.target_id, with_for_update=True)
         if row.target == "channel"
-        else await ctx.session.get(IntegrationRow, row.target_id)
+        else await ctx.session.get(IntegrationRow, row.target_id, with_for_update=True)
     )
     limit = target.rate_limit_per_minute if target is not None else 1
     return outgoing, target, limit

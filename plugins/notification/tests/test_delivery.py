@@ -190,10 +190,17 @@ async def test_a_channel_rate_limit_holds_further_messages_back(
     await incident(admin, system_id, "Second")
 
     async def one_held() -> bool:
+        # A pending delivery not yet attempted has a nextAttemptAt too (due at once): wait until
+        # the rate limit has pushed it a minute past the one sent.
         page = await admin.call("notification", "getDeliveries", {"targetId": channel["id"]})
         statuses = sorted(d["status"] for d in page["deliveries"])
-        held = [d for d in page["deliveries"] if d["status"] == "pending"]
-        return statuses == ["delivered", "pending"] and held[0]["nextAttemptAt"] is not None
+        if statuses != ["delivered", "pending"]:
+            return False
+        [held] = [d for d in page["deliveries"] if d["status"] == "pending"]
+        [sent] = [d for d in page["deliveries"] if d["status"] == "delivered"]
+        return held["nextAttemptAt"] is not None and datetime.fromisoformat(
+            held["nextAttemptAt"]
+        ) - datetime.fromisoformat(sent["lastAttemptAt"]) >= timedelta(seconds=59)
 
     await until(one_held)
     page = await admin.call("notification", "getDeliveries", {"targetId": channel["id"]})
