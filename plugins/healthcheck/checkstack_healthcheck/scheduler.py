@@ -66,6 +66,8 @@ class Executor:
         #: Counters for the benchmark and tests.
         self.started = 0
         self.recorded = 0
+        #: Claim transactions (a pass that finds nothing due counts too).
+        self.claims = 0
         self.lateness_ms: list[float] = []
         self.keep_lateness = False
 
@@ -121,6 +123,7 @@ class Executor:
                 if free <= 0:
                     self._saturated = True  # a finishing run kicks again
                     return
+                self.claims += 1
                 async with self._turns, self._host.service_context("healthcheck") as ctx:
                     claimed = await service.claim_due(ctx.session, free)
                     following = None
