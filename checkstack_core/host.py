@@ -82,6 +82,10 @@ class Host:
         self.jobs: JobScheduler = _NotStarted()
         self._started: list[LoadedPlugin] = []
         self.running = False
+        #: ``True`` in a ``checkstack worker`` process (set before :meth:`start`): with a
+        #: distributed engine, only such processes run background work (see
+        #: :func:`checkstack_core.workers.runs_background_work`).
+        self.worker = False
         self._raise_if_strict()
 
     # -- queries ------------------------------------------------------------------------------

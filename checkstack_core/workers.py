@@ -43,6 +43,17 @@ def worker_engines(host: Host) -> list[WorkerEngine]:
     return engines
 
 
+def runs_background_work(host: Host) -> bool:
+    """Whether this process should run the deployment's background work (the jobs, and whatever
+    a plugin runs on its own timers, such as the healthcheck scheduler).
+
+    Every process does with an in-process job scheduler (the embedded engine); with a distributed
+    one only ``checkstack worker`` processes do, and ``checkstack serve`` processes only serve
+    requests. Valid from the plugins' startup callbacks on (the engines are chosen by then).
+    """
+    return host.worker or not isinstance(host.jobs, WorkerEngine)
+
+
 #: Seconds between two touches of ``--health-file``.
 HEALTH_EVERY = 5.0
 
@@ -72,6 +83,7 @@ async def run_worker(
     signals = (signal.SIGTERM, signal.SIGINT)
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
+    host.worker = True
     try:
         await host.start()
         engines = worker_engines(host)

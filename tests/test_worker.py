@@ -13,7 +13,12 @@ from click.testing import CliRunner
 from checkstack_core.cli import cli
 from checkstack_core.host import Host
 from checkstack_core.settings import Settings
-from checkstack_core.workers import NoWorkerEngine, run_worker, worker_engines
+from checkstack_core.workers import (
+    NoWorkerEngine,
+    run_worker,
+    runs_background_work,
+    worker_engines,
+)
 
 
 def test_worker_refuses_the_embedded_engines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -59,6 +64,10 @@ async def test_run_worker_runs_the_worker_engines_until_stopped(tmp_path: Path) 
         while not (host.running and health.exists()):  # noqa: ASYNC110  (polled with a deadline)
             await asyncio.sleep(0.01)
     assert worker_engines(host) == [engine]  # one object serving as both engines runs once
+    assert host.worker and runs_background_work(host)
+    host.worker = False  # what a serving process on this engine is: it runs no background work
+    assert not runs_background_work(host)
+    host.worker = True
     stop.set()
     await task
     assert calls == [(3, True)]

@@ -1,17 +1,20 @@
 """A scaled deployment for real: two ``checkstack serve`` processes and two ``checkstack worker``
-processes on one PostgreSQL database, with the procrastinate engine selected by settings only.
+processes on one PostgreSQL database, with the procrastinate engine selected by settings only,
+running for ``CHECKSTACK_MULTIPROCESS_SECONDS`` (default 120, as the issue asks; set it lower for a
+quick local run, at least 20).
 
 One scenario, so the processes start once (a loaded 2-core machine takes tens of seconds):
 
 - interval jobs (the ``ticker`` test plugin, 1 s and 2 s) run once per slot, deployment-wide: no
   slot twice, none missing, whichever worker runs it;
-- health checks (1 s and 5 s, the tcp strategy) run in the workers, through the healthcheck
-  scheduler's dispatch job, and go on after a worker is killed;
+- health checks (1 s and 5 s, the ``whoami`` test strategy: ``tcp`` naming the process that ran
+  it) run once per interval (no slot twice, none missing), in both workers and never in a serving
+  process, and go on after a worker is killed, losing at most the one run it had in hand;
 - maintenance windows start and complete once (their jobs are scheduled by broadcast handlers
   in all four processes, under one key);
-- ``kill -9`` of a worker in the middle of a run: the other worker takes over once the dead one's
-  heartbeat is stale, and from then on no slot is missing;
-- ``SIGTERM`` of a worker in the middle of a run: the run finishes, the worker exits 0;
+- ``kill -9`` of a worker in the middle of a run, half way through: the other worker takes over
+  once the dead one's heartbeat is stale, and from then on no slot is missing;
+- ``SIGTERM`` of a worker in the middle of a run, at the end: the run finishes, the worker exits 0;
 - an API key deleted through one serving process fails on the other at once, and a role change
   made through one is in force on the other at once (authorization caches).
 
@@ -21,6 +24,7 @@ Everything is read from the database or through the API, polled with deadlines; 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,21 +51,27 @@ pytestmark = pytest.mark.e2e
 
 SECRET_KEY = "e2e-scale-key-not-for-production"
 PASSWORD = "Admin-pass-123"
-PLUGINS = "auth,catalog,maintenance,hello,healthcheck,healthcheck-tcp,procrastinate,ticker"
+PLUGINS = "auth,catalog,maintenance,hello,healthcheck,healthcheck-tcp,procrastinate,ticker,whoami"
 #: Generous: four processes start at once on a loaded machine.
 DEADLINE = 120.0
+#: How long the deployment runs, from the first schedule to the SIGTERM of the last worker.
+SECONDS = max(float(os.environ.get("CHECKSTACK_MULTIPROCESS_SECONDS", "120")), 20.0)
 AUTOMATIC = [("created", None), ("status", "in_progress"), ("status", "completed")]
 
 
-def install_ticker(site: Path) -> None:
-    """Install the ``ticker`` test plugin as a distribution in ``site`` (for ``PYTHONPATH``)."""
-    shutil.copytree(Path(__file__).parent / "ticker_plugin", site / "ticker_plugin")
-    info = site / "checkstack_ticker-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: checkstack-ticker\nVersion: 0.1.0\n"
-    )
-    (info / "entry_points.txt").write_text("[checkstack.plugins]\nticker = ticker_plugin:plugin\n")
+def install_test_plugins(site: Path) -> None:
+    """Install the ``ticker`` and ``whoami`` test plugins as distributions in ``site`` (for
+    ``PYTHONPATH``)."""
+    for name in ("ticker", "whoami"):
+        shutil.copytree(Path(__file__).parent / f"{name}_plugin", site / f"{name}_plugin")
+        info = site / f"checkstack_{name}-0.1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: checkstack-{name}\nVersion: 0.1.0\n"
+        )
+        (info / "entry_points.txt").write_text(
+            f"[checkstack.plugins]\n{name} = {name}_plugin:plugin\n"
+        )
 
 
 class WorkerProcess:
@@ -174,7 +185,7 @@ def deployment(
         )
     site = tmp_path / "site"
     site.mkdir()
-    install_ticker(site)
+    install_test_plugins(site)
     env = {
         "CHECKSTACK_STRICT_PLUGINS": "1",
         "CHECKSTACK_PLUGINS": PLUGINS,
@@ -233,8 +244,47 @@ def assert_every_slot_once(
     assert missing == [], f"slots never ran: {missing}"
 
 
+def check_runs(db: str, check_id: str) -> list[tuple[int, int]]:
+    """The check's runs: when each started (epoch ms) and the pid of the process that ran it."""
+    rows = query(
+        db,
+        "SELECT started_at, result FROM healthcheck_run WHERE check_id = :c ORDER BY started_at",
+        c=check_id,
+    )
+    return [(round(at.timestamp() * 1000), json.loads(result)["pid"]) for at, result in rows]
+
+
+def assert_once_per_interval(db: str, check_id: str, killed_ms: int) -> None:
+    """Each slot of the check's grid ran at most once and, between its first and last runs, none
+    is missing but one at the kill (the run the killed worker had claimed and not recorded).
+
+    The grid is the assignment's: the next due time moves by whole intervals (a run late by a
+    full interval would restart it, and show here as a missing slot).
+    """
+    [(next_ms, interval_ms)] = query(
+        db,
+        "SELECT next_run_ms, interval_ms FROM healthcheck_assignment WHERE check_id = :c",
+        c=check_id,
+    )
+    slots = [(at - next_ms) // interval_ms for at, _ in check_runs(db, check_id)]
+    twice = {k: n for k, n in Counter(slots).items() if n > 1}
+    assert twice == {}, f"slots ran twice: {twice}"
+    missing = sorted(set(range(min(slots), max(slots) + 1)) - set(slots))
+    lost = [next_ms + k * interval_ms for k in missing]
+    assert len(lost) <= 1, f"slots never ran: {lost} (kill at {killed_ms})"
+    assert all(killed_ms - interval_ms - 1000 <= at <= killed_ms + 1000 for at in lost), (
+        f"a slot away from the kill never ran: {lost} (kill at {killed_ms})"
+    )
+
+
+def sleep_until(moment: float) -> None:
+    """The scenario runs for ``SECONDS``: wait for the next step's moment (monotonic clock)."""
+    time.sleep(max(moment - time.monotonic(), 0.0))
+
+
 def test_two_api_processes_and_two_workers_on_one_database(deployment: Deployment) -> None:
     db = deployment.database_url
+    began = time.monotonic()
     api1, api2 = (server.url for server in deployment.api)
     logs = deployment.logs
     first, second = deployment.workers
@@ -266,11 +316,16 @@ def test_two_api_processes_and_two_workers_on_one_database(deployment: Deploymen
         "scheduleWindow",
     )
 
-    # -- health checks (1 s and 5 s): the healthcheck scheduler's dispatch job runs in workers
+    # -- health checks (1 s and 5 s): each worker's scheduler claims due runs for itself -----
     checks = []
     for name, interval in (("fast", 1), ("slow", 5)):
         config = {"host": "127.0.0.1", "port": deployment.api[1].port}
-        body = {"name": name, "strategyId": "tcp", "config": config, "intervalSeconds": interval}
+        body = {
+            "name": name,
+            "strategyId": "whoami",
+            "config": config,
+            "intervalSeconds": interval,
+        }
         check = ok(
             call(api1, "healthcheck", "createHealthCheck", body, **admin), "createHealthCheck"
         )
@@ -319,13 +374,15 @@ def test_two_api_processes_and_two_workers_on_one_database(deployment: Deploymen
     assert denied.status_code == 403, denied.text
     assert call(api2, "catalog", "createSystem", {"name": "D"}, **bot).status_code == 403
 
-    # -- kill -9 a worker in the middle of a run -----------------------------------------
+    # -- kill -9 a worker in the middle of a run, half way through ------------------------
+    sleep_until(began + SECONDS / 2)
     wait_for(lambda: len(runs(db, "fast")) >= 5, "five runs of the 1 s job", logs)
     slot, victim = wait_for(
         lambda: running_on(db, "fast", {first.pid, second.pid}), "a run in progress", logs
     )
     os.kill(victim, signal.SIGKILL)
     killed_at = utcnow()
+    killed_ms = round(killed_at.timestamp() * 1000)
     killed = next(w for w in deployment.workers if w.pid == victim)
     survivor = next(w for w in deployment.workers if w.pid != victim)
     killed.process.wait()
@@ -362,7 +419,8 @@ def test_two_api_processes_and_two_workers_on_one_database(deployment: Deploymen
     got = ok(call(api2, "maintenance", "getWindow", {"id": window["id"]}), "getWindow")
     assert [(e["kind"], e["toStatus"]) for e in got["timeline"]] == AUTOMATIC, logs()
 
-    # -- SIGTERM: the run in progress finishes, the worker exits cleanly -----------------
+    # -- SIGTERM at the end: the run in progress finishes, the worker exits cleanly ---------
+    sleep_until(began + SECONDS)
     term_slot, _ = wait_for(
         lambda: running_on(db, "fast", {survivor.pid}), "a run in progress on the survivor", logs
     )
@@ -395,3 +453,13 @@ def test_two_api_processes_and_two_workers_on_one_database(deployment: Deploymen
     assert_every_slot_once([s for s, *_ in slow], timedelta(seconds=2), slow_outage)
     assert {pid for _, pid, _ in fast + slow} <= {first.pid, second.pid}
     assert deployment.workers_alive() == 0
+
+    # -- health checks: once per interval, shared by both workers, never in a serving process
+    for check_id in checks:
+        assert_once_per_interval(db, check_id, killed_ms)
+    by = Counter(pid for at, pid in check_runs(db, checks[0]) if at < killed_ms)
+    assert set(by) == {first.pid, second.pid}, f"runs of the 1 s check before the kill: {by}"
+    assert min(by.values()) >= sum(by.values()) // 10, f"one worker ran nearly all: {by}"
+    ran = {pid for check_id in checks for _, pid in check_runs(db, check_id)}
+    assert ran <= {first.pid, second.pid}, f"checks ran outside the workers: {ran}"
+    assert all(pid == survivor.pid for at, pid in check_runs(db, checks[0]) if at > killed_ms)

@@ -51,12 +51,6 @@ def runtime(ctx: Context) -> service.Runtime:
     )
 
 
-@plugin.job("dispatch")
-async def dispatch(ctx: Context, run: JobRun) -> None:
-    """Look for due runs (a pass claims what this process has room for and starts it)."""
-    scheduler.wake(ctx)
-
-
 @plugin.job("retention")
 async def retention(ctx: Context, run: JobRun) -> None:
     """Daily: drop raw runs, hourly aggregates and status changes past their retention."""

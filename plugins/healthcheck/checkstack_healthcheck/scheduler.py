@@ -1,16 +1,22 @@
 """The scheduler of one process: claims due runs from the database, probes with bounded
 concurrency and a hard timeout per run, and records finished runs in batches.
 
-- The core's job scheduler kicks :meth:`Executor.kick` every ``poll_interval_seconds`` (job
-  ``healthcheck.dispatch``) and at once after a check's schedule changed; a pass also sets a
+- Each process that runs background work polls by itself (:meth:`Executor.kick` every
+  ``poll_interval_seconds``), and at once after a check's schedule changed; a pass also sets a
   timer for the next due slot, so runs start on time between polls. A pass claims at most as
   many due runs as this process has free slots (``max_concurrency``), so a slow or hanging target
   holds one slot until its timeout and never delays the others; and a process never claims what
   it cannot start (another process may take it). A pass never overlaps another.
-- Claims move ``next_run_ms`` in the database (:func:`.service.claim_due`): with several
-  processes (``checkstack serve --workers 2``) each slot runs once. Schedules live in the
+- Which processes run checks: every process with the embedded engines
+  (``checkstack serve --workers 2``: each of the two); with a distributed engine (procrastinate)
+  only the ``checkstack worker`` processes, each polling and claiming for itself, so N workers
+  share the checks (:func:`checkstack_core.workers.runs_background_work`). The poll is not a
+  job: a shared job would run in one worker per slot, and that worker would carry every check.
+- Claims move ``next_run_ms`` in the database (:func:`.service.claim_due`, ``FOR UPDATE SKIP
+  LOCKED`` on PostgreSQL): whichever process claims a slot runs it, once. Schedules live in the
   database, so after a restart every check resumes from its last run time; an overdue one runs
-  once.
+  once. A process killed while a run is in flight loses that run only: the check's next slot is
+  already in the database for any other process to claim, on time.
 - Finished runs go to a queue; one writer task records them (up to ``write_batch`` per
   transaction), in its own transaction as the plugin.
 """
@@ -20,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from checkstack_core.workers import runs_background_work
 
 from . import service
 
@@ -31,7 +39,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("checkstack.plugins.healthcheck")
 
-DISPATCH_JOB = "healthcheck.dispatch"
+#: The shared poll schedule of earlier versions, cancelled at startup: under a distributed engine
+#: it ran in one worker per slot, which then claimed every check.
 DISPATCH_KEY = "healthcheck:dispatch"
 
 
@@ -45,6 +54,7 @@ class Executor:
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
         self._claimer: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
         self._again = False
         self._saturated = False
         self._timer: asyncio.TimerHandle | None = None
@@ -56,6 +66,8 @@ class Executor:
         #: Counters for the benchmark and tests.
         self.started = 0
         self.recorded = 0
+        #: Claim transactions (a pass that finds nothing due counts too).
+        self.claims = 0
         self.lateness_ms: list[float] = []
         self.keep_lateness = False
 
@@ -65,12 +77,22 @@ class Executor:
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="healthcheck-writer")
+        self._poller = asyncio.create_task(self._poll_loop(), name="healthcheck-poll")
+
+    async def _poll_loop(self) -> None:
+        """Look for due runs every ``poll_interval_seconds`` (timers take runs due sooner)."""
+        while True:
+            self.kick()
+            await asyncio.sleep(self._settings.poll_interval_seconds)
 
     async def stop(self) -> None:
         """Cancel runs in flight (their slots come round again), record what finished."""
         self._stopping = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
         if self._claimer is not None:
             await asyncio.gather(self._claimer, return_exceptions=True)
         for task in list(self._in_flight):
@@ -101,6 +123,7 @@ class Executor:
                 if free <= 0:
                     self._saturated = True  # a finishing run kicks again
                     return
+                self.claims += 1
                 async with self._turns, self._host.service_context("healthcheck") as ctx:
                     claimed = await service.claim_due(ctx.session, free)
                     following = None
@@ -186,17 +209,14 @@ class Executor:
 
 
 async def start(ctx: Context, runtime: service.Runtime) -> None:
-    """Start this process's scheduler (unless ``scheduler = false``)."""
-    if not runtime.settings.scheduler:
+    """Start this process's scheduler, unless ``scheduler = false`` or the process runs no
+    background work (``checkstack serve`` under a distributed engine: the workers run checks)."""
+    await ctx.jobs.cancel(DISPATCH_KEY)
+    if not runtime.settings.scheduler or not runs_background_work(ctx.host):
         return
     executor = Executor(ctx.host, runtime)
     executor.start()
     runtime.executor = executor
-    await ctx.jobs.schedule_interval(
-        DISPATCH_JOB,
-        key=DISPATCH_KEY,
-        every=timedelta(seconds=runtime.settings.poll_interval_seconds),
-    )
 
 
 def wake(ctx: Context) -> None:
