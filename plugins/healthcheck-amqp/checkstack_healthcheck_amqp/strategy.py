@@ -61,12 +61,14 @@ class AmqpStrategy(Strategy[AmqpConfig]):
         return problems
 
     async def run(self, config: AmqpConfig, deadline: float) -> CheckResult:
+        # Read before the first run's imports: their time is the run's, and messages name the
+        # check's timeout.
+        allotted = remaining(deadline)
         # Imported here: aiormq (pamqp, yarl) loads only where AMQP checks run, not at server
         # start.
         import aiormq
         from aiormq import exceptions as errors
 
-        allotted = remaining(deadline)
         data: dict[str, Any] = {"connected": False, "user": config.username}
         started = time.monotonic()
         phase = "connect"

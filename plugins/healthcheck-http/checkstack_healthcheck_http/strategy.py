@@ -162,11 +162,13 @@ class HttpStrategy(Strategy[HttpConfig]):
         return problems
 
     async def run(self, config: HttpConfig, deadline: float) -> CheckResult:
+        # Read before the first run's imports: their time is the run's, and messages name the
+        # check's timeout.
+        allotted = remaining(deadline)
         # Imported here: httpx (with its command line's rich, click and pygments when installed)
         # loads only where HTTP checks run or are validated, not at server start.
         import httpx
 
-        allotted = remaining(deadline)
         client = _client(config.verify_tls, config.max_redirects)
         headers = {**config.headers, **config.secret_headers}
         started = time.monotonic()

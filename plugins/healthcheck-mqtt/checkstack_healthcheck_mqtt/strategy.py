@@ -62,13 +62,15 @@ class MqttStrategy(Strategy[MqttConfig]):
         return problems
 
     async def run(self, config: MqttConfig, deadline: float) -> CheckResult:
+        # Read before the first run's imports: their time is the run's, and messages name the
+        # check's timeout.
+        allotted = remaining(deadline)
         # Imported here: aiomqtt (paho-mqtt, dnspython) loads only where MQTT checks run, not at
         # server start.
         import aiomqtt
         from aiomqtt.exceptions import MqttConnectError
         from paho.mqtt.reasoncodes import ReasonCode
 
-        allotted = remaining(deadline)
         data: dict[str, Any] = {"connected": False}
         started = time.monotonic()
         phase = "connect"

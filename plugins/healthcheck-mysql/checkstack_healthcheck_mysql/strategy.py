@@ -82,11 +82,13 @@ class MySQLStrategy(Strategy[MySQLConfig]):
         return problems
 
     async def run(self, config: MySQLConfig, deadline: float) -> CheckResult:
+        # Read before the first run's imports: their time is the run's, and messages name the
+        # check's timeout.
+        allotted = remaining(deadline)
         # Imported here: asyncmy loads only where MySQL checks run, not at server start.
         import asyncmy
         from asyncmy.errors import Error as MySQLError
 
-        allotted = remaining(deadline)
         data: dict[str, Any] = {"connected": False, "user": config.user}
         started = time.monotonic()
         phase = "connect"

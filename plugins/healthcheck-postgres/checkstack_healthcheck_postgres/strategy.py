@@ -56,10 +56,12 @@ class PostgresStrategy(Strategy[PostgresConfig]):
         return problems
 
     async def run(self, config: PostgresConfig, deadline: float) -> CheckResult:
+        # Read before the first run's imports: their time is the run's, and messages name the
+        # check's timeout.
+        allotted = remaining(deadline)
         # Imported here: asyncpg loads only where PostgreSQL checks run, not at server start.
         import asyncpg
 
-        allotted = remaining(deadline)
         data: dict[str, Any] = {"connected": False, "user": config.user}
         started = time.monotonic()
         phase = "connect"

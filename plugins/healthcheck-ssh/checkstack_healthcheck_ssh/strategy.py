@@ -126,10 +126,12 @@ class SshStrategy(Strategy[SshConfig]):
         return problems
 
     async def run(self, config: SshConfig, deadline: float) -> CheckResult:
+        # Read before the first run's imports: their time is the run's, and messages name the
+        # check's timeout.
+        allotted = remaining(deadline)
         # Imported here: asyncssh (and cryptography) load only where SSH checks run.
         import asyncssh
 
-        allotted = remaining(deadline)
         started = time.monotonic()
         data: dict[str, Any] = {}
         try:

@@ -76,11 +76,13 @@ class TlsStrategy(Strategy[TlsConfig]):
         return problems
 
     async def run(self, config: TlsConfig, deadline: float) -> CheckResult:
+        # Read before the first run's imports: their time is the run's, and messages name the
+        # check's timeout.
+        allotted = remaining(deadline) * 0.9
         # Imported here: cryptography's X.509 modules load only where TLS checks run, not at
         # server start (the healthcheck plugin's vault loads only Fernet and HKDF).
         from cryptography import x509
 
-        allotted = remaining(deadline) * 0.9
         name = config.servername or config.host
         started = time.monotonic()
         failure: ssl.SSLCertVerificationError | None = None
