@@ -41,6 +41,8 @@ async def test_pages_have_no_duplicates_or_gaps_while_runs_land(admin, assigned)
         if cursor:
             query["cursor"] = cursor
         page = await admin.call("healthcheck", "getHistory", query)
+        # Every page, the first and the later ones, counts the whole filtered history.
+        assert page["total"] == len(existing) + len(landed)
         seen += [r["id"] for r in page["runs"]]
         landed.append((await run(admin, assigned))["id"])  # a run lands between pages
         cursor = page["nextCursor"]
