@@ -54,6 +54,7 @@ def register(ui: UiRegistrar) -> None:
     ui.page(LIST + "/new", create_page)
     ui.page(LIST + "/{id:str}", check_page)
     ui.page(LIST + "/{id:str}/delete", delete_page)
+    ui.page(LIST + "/{id:str}/unassign/{system:str}", unassign_page)
     ui.page("/systems/{id:str}/health", history_page, methods=("GET",))
     ui.system_panel("Health", system_panel, order=10)
     ui.nav(
@@ -268,11 +269,6 @@ async def _act(view: View, check: dict[str, Any], form: Any) -> str | None:
             body["thresholds"] = current["thresholds"]
         await view.call("healthcheck", "assignHealthCheck", body)
         return f"{LIST}/{check_id}#systems"
-    if action == "unassign":
-        await view.call(
-            "healthcheck", "unassignHealthCheck", {"id": check_id, "systemId": form["systemId"]}
-        )
-        return f"{LIST}/{check_id}#systems"
     raise RpcError(f"Unknown action: {action}", code="BAD_REQUEST")
 
 
@@ -324,6 +320,29 @@ async def check_page(view: View) -> Response[Any]:
         status=status,
         mask=MASK,
         **context,
+    )
+
+
+async def unassign_page(view: View) -> Response[Any]:
+    """Unassigning drops the system's thresholds and its health from this check: ask first."""
+    check_id, system_id = view.params["id"], view.params["system"]
+    if view.is_post:
+        await view.call(
+            "healthcheck", "unassignHealthCheck", {"id": check_id, "systemId": system_id}
+        )
+        return view.redirect(f"{LIST}/{check_id}#systems")
+    check = await view.call("healthcheck", "getHealthCheck", {"id": check_id})
+    system = (await system_names(view)).get(system_id, system_id)
+    return await view.render(
+        "core/confirm.html",
+        title=f"Unassign {check['name']}",
+        question=f"Stop running “{check['name']}” for {system}?",
+        consequence="Its thresholds for this system go, and the check no longer counts for the "
+        "system's health. Past runs stay in the history.",
+        action=f"{LIST}/{check_id}/unassign/{system_id}",
+        confirm_label="Unassign",
+        danger=True,
+        cancel=f"{LIST}/{check_id}#systems",
     )
 
 

@@ -109,6 +109,18 @@ async def test_a_check_from_the_generated_form_to_its_history(
     status = await checkstack_http.get("/")
     assert 'class="uptime-bars"' in status.text and "100 % uptime" in status.text
 
+    # Unassigning asks first; the question names the system, and the answer takes effect.
+    shown = await page(checkstack_http, admin_caller, path)
+    assert f'href="{path}/unassign/{system}"' in shown.text
+    question = await page(checkstack_http, admin_caller, f"{path}/unassign/{system}")
+    assert "Stop running “Shop front” for" in question.text
+    assert (await page(checkstack_http, admin_caller, path)).text.count(f"/unassign/{system}") == 1
+    unassigned = await checkstack_http.post(
+        f"{path}/unassign/{system}", headers={**ORIGIN, **admin_caller.headers}
+    )
+    assert unassigned.status_code == 303
+    assert f"/unassign/{system}" not in (await page(checkstack_http, admin_caller, path)).text
+
     paused = await page(checkstack_http, admin_caller, path, action="pause")
     assert paused.status_code == 303
     assert ">Paused<" in (await page(checkstack_http, admin_caller, path)).text
