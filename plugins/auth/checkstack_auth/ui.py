@@ -587,11 +587,20 @@ async def team_page(view: View) -> Response[Any]:
         candidates += [
             {"value": f"application:{a['id']}", "label": f"{a['name']} (application)"} for a in apps
         ]
+    # A team's members and grants come whole with getTeam; the page shows them 50 at a time,
+    # each list with its own position (?offset= for members, ?grants= for grants).
+    members_at = offset_of(view.query, PAGE_SIZE)
+    grants_at = offset_of({"offset": view.query.get("grants", "0")}, PAGE_SIZE)
     return await _tab_page(
         view,
         "auth/team.html",
         title=f"Team {team['name']} · Authentication Settings",
         team=team,
+        members=team["members"][members_at : members_at + PAGE_SIZE],
+        members_at=members_at,
+        grants=team["grants"][grants_at : grants_at + PAGE_SIZE],
+        grants_at=grants_at,
+        limit=PAGE_SIZE,
         candidates=candidates,
         users=users,
         status=status,

@@ -344,3 +344,35 @@ async def test_users_tab_creates_and_deletes_users(checkstack_http):
     )
     assert refused.status_code in (403, 409)
     assert 'class="alert alert-error"' in refused.text
+
+
+async def test_a_teams_members_and_grants_paginate(checkstack_http):
+    await onboard(checkstack_http)
+    team = (await checkstack_http.post("/api/auth/", json={"createTeam": {"name": "big"}})).json()
+    team_id = team["createTeam"]["id"]
+    for i in range(51):
+        created = await checkstack_http.post(
+            "/api/auth/", json={"createApplication": {"name": f"member-{i:02d}"}}
+        )
+        app_id = created.json()["createApplication"]["application"]["id"]
+        batch = {
+            "addTeamMember": {"id": team_id, "applicationId": app_id},
+            "grantTeamAccess": {
+                "teamId": team_id,
+                "resourceType": "auth.team",
+                "resourceId": f"resource-{i:02d}",
+                "level": "read",
+            },
+        }
+        response = await checkstack_http.post("/api/auth/", json=batch)
+        assert response.status_code == 200, response.text
+    path = f"/auth/settings/teams/{team_id}"
+    first = await checkstack_http.get(path)
+    assert first.text.count("1\u201350 of 51") == 2  # members, and grants
+    listed = 'name="member" value="application:'  # each listed member's Remove form
+    assert first.text.count(listed) == 50 and first.text.count("<code>resource-") == 50
+    members = await checkstack_http.get(path, params={"offset": "50"})
+    assert "51\u201351 of 51" in members.text and members.text.count(listed) == 1
+    grants = await checkstack_http.get(path, params={"grants": "50"})
+    assert grants.text.count("<code>resource-") == 1
+    assert f'href="{path}?grants=0">' in grants.text
