@@ -547,6 +547,8 @@ class TestWholeNumbers:
             offset: int = 0
             scale: float = 1.0
             extra: dict[str, Any] = {}
+            sizes: list[int] = []
+            tags: list[str] = []
 
         contract = Contract("pages", procedures=[query("getPage", input=Page, output=Page)])
         handlers = Handlers(contract)
@@ -566,6 +568,35 @@ class TestWholeNumbers:
         page = response.json()["getPage"]
         assert page["offset"] == 20 and isinstance(page["offset"], int)
         assert page["scale"] == 2.0 and page["extra"]["n"] == 1.5
+
+    async def test_whole_floats_in_a_list_are_ints_too(self, checkstack_http, checkstack_auth):
+        caller = checkstack_auth.user()
+        body = {"getPage": {"sizes": [10.0, 20.0], "tags": ["a"]}}
+        response = await checkstack_http.post("/api/pages/", json=body, headers=caller.headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["getPage"]["sizes"] == [10, 20]
+        alone = {"getPage": {"offset": 20.0}}  # every field of the object changes
+        response = await checkstack_http.post("/api/pages/", json=alone, headers=caller.headers)
+        assert response.json()["getPage"]["offset"] == 20
+        mixed = {"getPage": {"sizes": [10.0, 20], "tags": ["a"]}}
+        response = await checkstack_http.post("/api/pages/", json=mixed, headers=caller.headers)
+        assert response.json()["getPage"]["sizes"] == [10, 20]
+
+    async def test_a_whole_float_does_not_excuse_another_field(
+        self, checkstack_http, checkstack_auth
+    ):
+        """The retry with ints still refuses what is wrong elsewhere, with its own path."""
+        caller = checkstack_auth.user()
+        body = {"getPage": {"offset": 20.0, "tags": [1]}}
+        response = await checkstack_http.post("/api/pages/", json=body, headers=caller.headers)
+        assert_error(
+            response,
+            400,
+            "BAD_REQUEST",
+            "Input validation failed",
+            procedure="getPage",
+            data={"issues": [{"message": "Expected `str`, got `int`", "path": ["tags", 0]}]},
+        )
 
     async def test_a_fraction_is_still_refused(self, checkstack_http, checkstack_auth):
         caller = checkstack_auth.user()

@@ -1,0 +1,64 @@
+"""Granting and revoking a team's access announce ``auth.team.updated`` (change ``access``) once
+per real change, after the commit; a call that changes nothing announces nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from checkstack_auth import plugin as auth_plugin
+from checkstack_hello import plugin as hello_plugin
+
+from checkstack_core import Context, Event, Plugin
+
+from . import vault_plugin
+from .vault_plugin import ITEM
+
+
+@pytest.fixture
+def seen() -> list[dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+def checkstack_plugins(seen: list[dict[str, Any]]) -> list[Any]:
+    listener = Plugin(id="listener", name="Listener")
+
+    @listener.on_event("auth.team.updated")
+    async def remember(ctx: Context, event: Event) -> None:
+        seen.append(dict(event.payload))
+
+    return [auth_plugin, hello_plugin, vault_plugin.plugin, listener]
+
+
+async def test_each_grant_change_is_announced_once(rpc, principals, checkstack_host, seen):
+    admin = await principals.admin()
+    team = (await rpc("auth", "createTeam", {"name": "ops"}, admin)).json()["createTeam"]
+    await rpc("vault", "createItem", {"id": "a", "name": "A"}, admin)
+
+    async def call(procedure: str, **fields: Any) -> dict[str, Any]:
+        body = {"teamId": team["id"], "resourceType": ITEM, "resourceId": "a", **fields}
+        response = await rpc("auth", procedure, body, admin)
+        assert response.status_code == 200, response.text
+        await checkstack_host.events.drain()
+        return dict(response.json()[procedure])
+
+    await checkstack_host.events.drain()
+    seen.clear()
+    granted = await call("grantTeamAccess", level="read")
+    assert [g["teamId"] for g in granted["grants"]] == [team["id"]]
+    announced = {"teamId": team["id"], "teamName": "ops", "change": "access"}
+    assert [{k: e.get(k) for k in announced} for e in seen] == [announced]
+
+    again = await call("grantTeamAccess", level="read")  # the same level: nothing changes
+    assert again == granted and len(seen) == 1
+
+    raised = await call("grantTeamAccess", level="manage")
+    assert raised["grants"][0]["level"] == "manage" and len(seen) == 2
+
+    revoked = await call("revokeTeamAccess")
+    assert revoked["grants"] == [] and len(seen) == 3
+    assert [{k: e.get(k) for k in announced} for e in seen] == [announced] * 3
+
+    nothing = await call("revokeTeamAccess")  # no grant left: nothing changes
+    assert nothing["grants"] == [] and len(seen) == 3
