@@ -88,7 +88,9 @@ def test_a_check_from_the_strategy_form_to_the_status_page(
 
     # The system's history: the run, its latency on the chart, availability.
     page.get_by_role("table", name="Systems Storefront answers runs for").get_by_role(
-        "link", name="Storefront"
+        "link",
+        name="Storefront",
+        exact=True,  # not "Unassign Storefront"
     ).click()
     page.wait_for_url(f"**/systems/{system['id']}/health")
     assert page.get_by_role("img", name=re.compile(r"^Latency of \d+ runs")).is_visible()
