@@ -18,21 +18,23 @@ import grpc
 import grpc.aio
 import pytest
 import trustme
+from checkstack_healthcheck.testing import (  # noqa: F401  (fixtures)
+    admin,
+    strategy_plugins,
+    strategy_settings,
+)
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from checkstack_core import Plugin
 from checkstack_core.settings import Settings
 
-SECRET_KEY = "test-secret-key-for-grpc-health-checks"
 TOKEN = "grpc-s3cr3t-t0ken-value"
 
 
 def plugins() -> list[Plugin]:
-    from checkstack_catalog import plugin as catalog
-    from checkstack_healthcheck import plugin as healthcheck
-    from checkstack_healthcheck_grpc import plugin as grpc_checks
+    from checkstack_healthcheck_grpc import plugin
 
-    return [catalog, healthcheck, grpc_checks]
+    return strategy_plugins(plugin)
 
 
 @pytest.fixture
@@ -42,17 +44,7 @@ def checkstack_plugins() -> list[Plugin]:
 
 @pytest.fixture
 def checkstack_settings(checkstack_database_url: str) -> Settings:
-    return Settings(
-        database_url=checkstack_database_url,
-        strict_plugins=True,
-        secret_key=SECRET_KEY,
-        plugin_settings={"healthcheck": {"scheduler": False}},
-    )
-
-
-@pytest.fixture
-def admin(checkstack_client: Any, checkstack_auth: Any) -> Any:
-    return checkstack_client(checkstack_auth.admin(name="Ada Admin"))
+    return strategy_settings(checkstack_database_url)
 
 
 class Servicer(health.aio.HealthServicer):

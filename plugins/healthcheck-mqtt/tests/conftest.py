@@ -7,72 +7,40 @@ the tests start, with a password file and an ACL), a ``closed_port`` and a
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from checkstack_healthcheck.testing import (  # noqa: F401  (fixtures)
+    admin,
+    closed_port,
+    silent_port,
+    strategy_plugins,
+    strategy_settings,
+)
 
+from checkstack_core import Plugin
 from checkstack_core.settings import Settings
 
-SECRET_KEY = "test-secret-key-for-mqtt-checks"
 HOST = "127.0.0.1"
 PORT = 1883
 
 
 @pytest.fixture
-def checkstack_plugins() -> list[Any]:
-    from checkstack_catalog import plugin as catalog
-    from checkstack_healthcheck import plugin as healthcheck
-    from checkstack_healthcheck_mqtt import plugin as mqtt
+def checkstack_plugins() -> list[Plugin]:
+    from checkstack_healthcheck_mqtt import plugin
 
-    return [catalog, healthcheck, mqtt]
+    return strategy_plugins(plugin)
 
 
 @pytest.fixture
 def checkstack_settings(checkstack_database_url: str) -> Settings:
-    return Settings(
-        database_url=checkstack_database_url,
-        strict_plugins=True,
-        secret_key=SECRET_KEY,
-        plugin_settings={"healthcheck": {"scheduler": False}},
-    )
-
-
-@pytest.fixture
-def admin(checkstack_client: Any, checkstack_auth: Any) -> Any:
-    return checkstack_client(checkstack_auth.admin(name="Ada Admin"))
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    return _free_port()
-
-
-@pytest.fixture
-async def silent_port() -> AsyncIterator[int]:
-    """A loopback port that accepts connections and never says a word."""
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.read()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(hold, HOST, 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
+    return strategy_settings(checkstack_database_url)
 
 
 @dataclass(frozen=True)

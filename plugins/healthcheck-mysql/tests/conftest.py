@@ -7,70 +7,35 @@ the MariaDB server at 127.0.0.1:3306 (``root`` without a password, database ``te
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import socket
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
+from checkstack_healthcheck.testing import (  # noqa: F401  (fixtures)
+    admin,
+    closed_port,
+    silent_port,
+    strategy_plugins,
+    strategy_settings,
+)
 
+from checkstack_core import Plugin
 from checkstack_core.settings import Settings
 
-SECRET_KEY = "test-secret-key-for-mysql-checks"
 HOST = "127.0.0.1"
 PORT = 3306
 
 
 @pytest.fixture
-def checkstack_plugins() -> list[Any]:
-    from checkstack_catalog import plugin as catalog
-    from checkstack_healthcheck import plugin as healthcheck
-    from checkstack_healthcheck_mysql import plugin as mysql
+def checkstack_plugins() -> list[Plugin]:
+    from checkstack_healthcheck_mysql import plugin
 
-    return [catalog, healthcheck, mysql]
+    return strategy_plugins(plugin)
 
 
 @pytest.fixture
 def checkstack_settings(checkstack_database_url: str) -> Settings:
-    return Settings(
-        database_url=checkstack_database_url,
-        strict_plugins=True,
-        secret_key=SECRET_KEY,
-        plugin_settings={"healthcheck": {"scheduler": False}},
-    )
-
-
-@pytest.fixture
-def admin(checkstack_client: Any, checkstack_auth: Any) -> Any:
-    return checkstack_client(checkstack_auth.admin(name="Ada Admin"))
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def silent_port() -> AsyncIterator[int]:
-    """A loopback port that accepts connections and never says a word."""
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.read()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(hold, HOST, 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
+    return strategy_settings(checkstack_database_url)
 
 
 @pytest.fixture

@@ -16,26 +16,27 @@ import asyncio
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncssh
 import pytest
+from checkstack_healthcheck.testing import (  # noqa: F401  (fixtures)
+    admin,
+    strategy_plugins,
+    strategy_settings,
+)
 
 from checkstack_core import Plugin
 from checkstack_core.settings import Settings
 
-SECRET_KEY = "test-secret-key-for-ssh-health-checks"
 USER = "monitor"
 PASSWORD = "ssh-Pa55word-never-logged"
 PASSPHRASE = "key-passphrase-never-logged"
 
 
 def plugins() -> list[Plugin]:
-    from checkstack_catalog import plugin as catalog
-    from checkstack_healthcheck import plugin as healthcheck
-    from checkstack_healthcheck_ssh import plugin as ssh_checks
+    from checkstack_healthcheck_ssh import plugin
 
-    return [catalog, healthcheck, ssh_checks]
+    return strategy_plugins(plugin)
 
 
 @pytest.fixture
@@ -45,17 +46,7 @@ def checkstack_plugins() -> list[Plugin]:
 
 @pytest.fixture
 def checkstack_settings(checkstack_database_url: str) -> Settings:
-    return Settings(
-        database_url=checkstack_database_url,
-        strict_plugins=True,
-        secret_key=SECRET_KEY,
-        plugin_settings={"healthcheck": {"scheduler": False}},
-    )
-
-
-@pytest.fixture
-def admin(checkstack_client: Any, checkstack_auth: Any) -> Any:
-    return checkstack_client(checkstack_auth.admin(name="Ada Admin"))
+    return strategy_settings(checkstack_database_url)
 
 
 @dataclass(frozen=True)
