@@ -9,25 +9,26 @@ processes starting at once upgrade exactly once.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import fcntl
 import logging
+import re
 import zlib
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import inspect, literal, select, text, union_all
 from sqlalchemy.engine import Connection, make_url
 from sqlmodel import SQLModel
 
 from .db import Database
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from .plugin import Plugin
 
 logger = logging.getLogger("checkstack.migrations")
@@ -40,6 +41,8 @@ def version_table(plugin_id: str) -> str:
 
 
 def _config(plugin: Plugin) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(TEMPLATE_DIR))
     config.set_main_option("path_separator", "os")
@@ -82,6 +85,9 @@ def _upgrade_plugin(connection: Connection, plugin: Plugin, target: str = "heads
 
 
 def _run_upgrade(connection: Connection, plugin: Plugin, target: str) -> list[str]:
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
     config = _config(plugin)
     script = ScriptDirectory.from_config(config)
     applied: list[str] = []
@@ -138,9 +144,94 @@ async def _sqlite_file_lock(db: Database) -> AsyncIterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+# Module-level ``revision = "..."`` and ``down_revision = None | "..." | ("...", ...)``, with an
+# optional annotation: what every revision Alembic writes (and ours) declares.
+_REVISION = re.compile(r"^revision\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def _declared(pattern: re.Pattern[str], source: str) -> set[str] | None:
+    """The revision ids one assignment names, or ``None`` when it is not a plain literal."""
+    found = pattern.findall(source)
+    if len(found) != 1:
+        return None
+    try:
+        value = ast.literal_eval(found[0])
+    except (ValueError, SyntaxError):
+        return None
+    if value is None:
+        return set()
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
+        return set(value)
+    return None
+
+
+def _heads_from_files(folder: Path) -> set[str] | None:
+    """The newest revisions of one plugin, read from its revision files without Alembic.
+
+    ``None`` when any file says something this reading cannot be sure of (a computed revision
+    id, no id at all, a cycle): the caller then asks Alembic, which knows every case.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in folder.glob("*.py"):
+        if path.name.startswith("_"):
+            continue
+        source = path.read_text(encoding="utf-8")
+        revision = _declared(_REVISION, source)
+        down = _declared(_DOWN_REVISION, source)
+        if revision is None or down is None or len(revision) != 1:
+            return None
+        revisions |= revision
+        parents |= down
+    heads = revisions - parents
+    return heads if heads or not revisions else None  # no head at all: a cycle
+
+
+def _all_at_head(connection: Connection, plugins: list[Plugin]) -> bool:
+    """True when every plugin's version table already names exactly its newest revisions."""
+    wanted: dict[str, set[str]] = {}
+    for plugin in plugins:
+        if plugin.migrations_path is None:
+            continue
+        heads = _heads_from_files(plugin.migrations_path)
+        if heads is None:
+            return False
+        if not heads:
+            continue  # no revision yet: nothing to apply
+        wanted[version_table(plugin.id)] = heads
+    if not wanted:
+        return True
+    if not set(wanted) <= set(inspect(connection).get_table_names()):
+        return False
+    rows = connection.execute(
+        union_all(
+            *(
+                select(literal(table).label("version_table"), text("version_num")).select_from(
+                    text(table)
+                )
+                for table in wanted
+            )
+        )
+    ).all()
+    found: dict[str, set[str]] = {table: set() for table in wanted}
+    for table, version in rows:
+        found[table].add(version)
+    return found == wanted
+
+
 async def upgrade(db: Database, plugins: Iterable[Plugin]) -> dict[str, list[str]]:
-    """Bring every plugin's tables to its newest revision; returns the revisions applied."""
+    """Bring every plugin's tables to its newest revision; returns the revisions applied.
+
+    A start on an up-to-date database (the usual restart) only reads the version tables: Alembic
+    is imported and run, under the lock, only when some plugin has a revision to apply.
+    """
     plugins = list(plugins)
+    async with db.engine.connect() as conn:
+        if await conn.run_sync(_all_at_head, plugins):
+            return {plugin.id: [] for plugin in plugins if plugin.migrations_path is not None}
     async with _sqlite_file_lock(db), db.write_engine.begin() as conn:
         return await conn.run_sync(_upgrade_all, plugins)
 
@@ -150,8 +241,6 @@ async def current(db: Database, plugin: Plugin) -> str | None:
     table = version_table(plugin.id)
 
     def read(connection: Connection) -> str | None:
-        from sqlalchemy import inspect
-
         if not inspect(connection).has_table(table):
             return None
         row = connection.execute(text(f"SELECT version_num FROM {table}")).first()
@@ -174,6 +263,8 @@ async def autogenerate(db: Database, plugin: Plugin, message: str) -> Path:
 
     if plugin.migrations_path is None:
         raise ValueError(f"Plugin {plugin.id} declares no migrations folder")
+    from alembic.script import ScriptDirectory
+
     plugin.migrations_path.mkdir(parents=True, exist_ok=True)
     script = ScriptDirectory.from_config(_config(plugin))
     heads = script.get_heads()

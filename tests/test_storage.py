@@ -76,6 +76,52 @@ async def test_upgrading_again_changes_nothing_and_keeps_data(
     assert await admin.call("hello", "getGreeting", {}) == {"message": "Kept world"}
 
 
+async def test_a_database_behind_by_one_revision_is_upgraded(checkstack_host):
+    """The start-up shortcut (version rows read without Alembic) sees a pending revision."""
+    hello = checkstack_host.plugins["hello"].plugin
+    plugins = [r.plugin for r in checkstack_host.active() if r.plugin]
+    async with checkstack_host.db.write_engine.begin() as conn:
+        await conn.execute(text("UPDATE hello_alembic_version SET version_num = 'hello_0001'"))
+    applied = await migrations.upgrade(checkstack_host.db, plugins)
+    assert applied == {"hello": ["hello_0002"], "notes": []}
+    assert await migrations.current(checkstack_host.db, hello) == "hello_0002"
+
+
+def _revision(folder: Path, name: str, revision: str, down: str) -> None:
+    (folder / f"{name}.py").write_text(
+        f'"""{name}"""\nfrom alembic import op\n\n'
+        f"revision: str = {revision}\ndown_revision: str | None = {down}\n"
+        "branch_labels = None\n\n\ndef upgrade() -> None:\n    pass\n"
+    )
+
+
+def test_heads_are_read_from_revision_files(tmp_path):
+    _revision(tmp_path, "0001", "'a'", "None")
+    _revision(tmp_path, "0002", '"b"', "'a'")
+    _revision(tmp_path, "0003", "'c'", "'a'")  # a second branch from a
+    (tmp_path / "__init__.py").write_text("revision = 'not a revision file'\n")
+    assert migrations._heads_from_files(tmp_path) == {"b", "c"}
+    _revision(tmp_path, "0004", "'d'", "('b', 'c')")  # the merge
+    assert migrations._heads_from_files(tmp_path) == {"d"}
+
+
+@pytest.mark.parametrize(
+    ("revision", "down"),
+    [
+        ("make_id()", "None"),  # computed: only Alembic can tell
+        ("'x'", "PARENT"),
+        ("'x'", "'x'"),  # its own parent: no head at all
+    ],
+)
+def test_revision_files_the_shortcut_cannot_read_leave_it_to_alembic(tmp_path, revision, down):
+    _revision(tmp_path, "0001", revision, down)
+    assert migrations._heads_from_files(tmp_path) is None
+
+
+def test_a_folder_without_revisions_has_no_heads(tmp_path):
+    assert migrations._heads_from_files(tmp_path) == set()
+
+
 def _run(
     args: list[str], database_url: str, cwd: Path, **env: str
 ) -> subprocess.CompletedProcess[str]:

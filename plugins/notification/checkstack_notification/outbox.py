@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-import httpx
 import msgspec
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -138,6 +137,8 @@ async def send(
     timeout: float,  # noqa: ASYNC109  (handed to httpx and Apprise, which time out themselves)
 ) -> None:
     """Send ``outgoing`` to a channel or an integration (``SendError`` on failure)."""
+    import httpx  # the first delivery pays for it, not the server's start
+
     keeper = runtime(ctx).vault
     try:
         if isinstance(target, IntegrationRow):

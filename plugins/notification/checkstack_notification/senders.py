@@ -23,10 +23,11 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
+if TYPE_CHECKING:
+    import httpx  # imported by the first delivery: a server start does not pay for it
 
 SIGNATURE_HEADER = "X-Checkstack-Signature"
 TIMESTAMP_HEADER = "X-Checkstack-Timestamp"
@@ -96,6 +97,8 @@ async def send_webhook(
     outgoing: Outgoing,
 ) -> None:
     """POST ``outgoing.json_body`` signed with ``secret``; ``SendError`` unless 2xx."""
+    import httpx
+
     timestamp = int(time.time())
     sent = {
         **{k: v for k, v in headers.items() if k.lower() not in RESERVED_HEADERS},
