@@ -24,7 +24,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import DateTime, Row, event, text
@@ -176,6 +176,21 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+class ClientWatch(Protocol):
+    """A request's client as :meth:`Database.turn` sees it (see ``protocols.common.Departure``)."""
+
+    def watch(self) -> None:
+        """Start noticing a hang-up (called only when the call has to wait)."""
+
+    @property
+    def gone(self) -> bool:
+        """Whether the client has closed its connection."""
+
+
+class ClientGone(Exception):
+    """The client closed its connection while its call waited for a turn; nothing ran."""
+
+
 class Database:
     """One engine per host; :meth:`session` opens a session (a unit of work owns and closes it).
 
@@ -252,7 +267,7 @@ class Database:
         return self._read_sessions() if read_only else self._write_sessions()
 
     @asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
+    async def turn(self, client: ClientWatch | None = None) -> AsyncIterator[None]:
         """Wait for a turn at the pool, first come first served, for a call's whole duration.
 
         SQLAlchemy's async pool lets a newcomer take a connection that was just returned before
@@ -260,17 +275,27 @@ class Database:
         saturation some requests waited many times the average. Calls queue here instead (a
         fair semaphore sized to what the pool can open), so the pool itself never makes them
         wait. Raises :class:`sqlalchemy.exc.TimeoutError` after ``pool_timeout`` seconds.
+
+        ``client``: the request's client, watched while the call waits. One that hung up in the
+        meantime (a timeout, a closed tab, a load generator stopping) gets no turn
+        (:class:`ClientGone`): nobody would read the answer, and running it would delay every
+        call queued behind it by as much.
         """
         turns = self._turns
         if turns is None:
             turns = self._turns = asyncio.Semaphore(self.call_capacity)
         if turns.locked():
+            if client is not None:
+                client.watch()
             try:
                 await asyncio.wait_for(turns.acquire(), self.pool_timeout)
             except TimeoutError:
                 raise PoolTimeout(
                     f"No database connection free within {self.pool_timeout} s"
                 ) from None
+            if client is not None and client.gone:
+                turns.release()
+                raise ClientGone
         else:
             await turns.acquire()
         try:

@@ -37,6 +37,7 @@ from .errors import (
 from .limits import datetime_issues
 
 if TYPE_CHECKING:
+    from .db import ClientWatch
     from .host import Host, LoadedPlugin
 
 logger = logging.getLogger("checkstack.dispatch")
@@ -239,11 +240,14 @@ class Dispatcher:
         *,
         request_id: str | None = None,
         principal: Principal | None = None,
+        client: ClientWatch | None = None,
     ) -> CallResult:
         """Run a call or an atomic batch for a protocol adapter. Raises :class:`RpcError`.
 
         ``calls`` are (procedure name, raw JSON input) pairs in request order. ``principal``
         skips authentication for a caller the adapter already knows (tests, in-process tools).
+        ``client``: the HTTP client, so that a call whose client hung up while it queued for the
+        database is dropped before it runs (:class:`~checkstack_core.db.ClientGone`).
         """
         loaded = self.plugin(plugin_id)
         if not calls:
@@ -254,7 +258,7 @@ class Dispatcher:
         # Only a batch of nothing but queries may skip the transaction.
         uow = UnitOfWork(self.host, read_only=self._all_queries(loaded, calls))
         try:
-            async with self.host.db.turn():
+            async with self.host.db.turn(client):
                 return await self._run_unit(loaded, calls, request, request_id, principal, uow)
         except PoolTimeout:
             raise database_busy() from None

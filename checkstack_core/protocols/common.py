@@ -5,6 +5,7 @@ ambiguous credentials, cross-site requests).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -14,7 +15,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 import msgspec
 from litestar import Request, Response
 from litestar.datastructures import Cookie as LitestarCookie
-from litestar.types import Receive, Scope
+from litestar.types import Receive, ReceiveMessage, Scope
 
 from ..auth import RequestInfo
 from ..context import Cookie, ResponseExtras
@@ -34,6 +35,42 @@ PLATFORM_COOKIE_PREFIX = "checkstack"
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+class Departure:
+    """Notices that a request's client hung up, once the request's body has been read.
+
+    The server's ``receive`` then answers only when the connection closes (``http.disconnect``);
+    :meth:`watch` starts waiting for that in a task, which :meth:`close` ends. The database
+    watches only calls that have to queue for a turn, so an uncontended call pays nothing.
+    """
+
+    __slots__ = ("_receive", "_task")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._task: asyncio.Future[ReceiveMessage] | None = None
+
+    def watch(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._receive())
+
+    @property
+    def gone(self) -> bool:
+        task = self._task
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return False
+        return task.result()["type"] == "http.disconnect"
+
+    def close(self) -> None:
+        task = self._task
+        if task is None:
+            return
+        if task.done():
+            if not task.cancelled():
+                task.exception()  # retrieved: a failed receive is not worth a warning
+        else:
+            task.cancel()
 
 
 def decode_json(data: bytes) -> Any:

@@ -13,11 +13,13 @@ import msgspec
 from litestar import Response
 from litestar.types import HTTPScope, Receive, Scope, Send
 
+from ..db import ClientGone
 from ..dispatch import Dispatcher
 from ..errors import BadRequest, InternalServerError, MethodNotSupported, RpcError
 from ..loader import RESERVED_IDS
 from ..observability import current_request_id
 from .common import (
+    Departure,
     check_request,
     decode_json,
     extras_headers,
@@ -89,9 +91,15 @@ class DocumentedProtocol:
             check_request(scope, info, self.base_url, writes=True)
             body = await receive_body(receive, info, self.limit)
             calls = _parse(body)
-            result = await self.dispatcher.dispatch(
-                plugin_id, calls, info, request_id=current_request_id()
-            )
+            client = Departure(receive)
+            try:
+                result = await self.dispatcher.dispatch(
+                    plugin_id, calls, info, request_id=current_request_id(), client=client
+                )
+            finally:
+                client.close()
+        except ClientGone:
+            return  # nobody to answer; the server closes the connection
         except RpcError as error:
             if error.headers:
                 extra.extend((k.lower().encode(), v.encode()) for k, v in error.headers.items())

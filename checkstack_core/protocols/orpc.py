@@ -40,6 +40,7 @@ from litestar.response import Stream
 from ..auth import RequestInfo
 from ..context import ResponseExtras
 from ..contract import CallerKind, Contract, Kind
+from ..db import ClientGone
 from ..dispatch import Dispatcher
 from ..errors import (
     BadRequest,
@@ -51,6 +52,7 @@ from ..errors import (
 )
 from ..observability import current_request_id
 from .common import (
+    Departure,
     apply_extras,
     check_cookies,
     check_header_values,
@@ -558,8 +560,12 @@ async def run_call(
     document: Callable[[], Any],
     info: RequestInfo,
     request_id: str | None,
+    client: Departure | None = None,
 ) -> Reply:
-    """Run one oRPC call; never raises. ``document`` gives the parsed envelope (or raises)."""
+    """Run one oRPC call; never raises. ``document`` gives the parsed envelope (or raises).
+
+    ``client``: see :meth:`Dispatcher.dispatch`; a call dropped because its client hung up gets
+    a 499 reply that nobody reads (nginx's "client closed request")."""
     try:
         loaded = dispatcher.plugin(plugin_id)
         procedure = loaded.contract.by_name.get(name) if loaded.contract else None
@@ -575,7 +581,11 @@ async def run_call(
                 f"{plugin_id}.{name} is a mutation: call it with POST", headers={"Allow": allow}
             )
         raw = decode_envelope(document())
-        result = await dispatcher.dispatch(plugin_id, [(name, raw)], info, request_id=request_id)
+        result = await dispatcher.dispatch(
+            plugin_id, [(name, raw)], info, request_id=request_id, client=client
+        )
+    except ClientGone:
+        return Reply(499, {})
     except RpcError as error:
         return Reply(
             error.status, error_envelope(error), ResponseExtras(headers=dict(error.headers or {}))
@@ -619,15 +629,20 @@ async def serve_call(
             return parse_json(query_value(request.scope["query_string"], "data"))
         return parse_json(body)
 
-    reply = await run_call(
-        dispatcher,
-        method,
-        plugin_id,
-        name,
-        document,
-        request_info(request),
-        current_request_id(),
-    )
+    client = Departure(request.receive)
+    try:
+        reply = await run_call(
+            dispatcher,
+            method,
+            plugin_id,
+            name,
+            document,
+            request_info(request),
+            current_request_id(),
+            client,
+        )
+    finally:
+        client.close()
     response = Response(
         content=_encoder.encode(reply.body), status_code=reply.status, media_type=_JSON
     )
