@@ -373,13 +373,17 @@ def load(
 
 
 def settle(url: str, *, limit: float = 180.0) -> float:
-    """Wait until a GET of ``url`` answers 200 within a second; return the seconds waited."""
+    """Wait until a GET of ``url`` answers 200 within a second, and (checkstack's ``/readyz``)
+    says no call is running or queued; return the seconds waited. Readiness alone is not enough:
+    ``/readyz`` does not queue behind the calls it would have to wait for."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            response = httpx.get(url, timeout=1)
+            calls = response.json().get("calls") if response.status_code == 200 else None
+            if response.status_code == 200 and not (calls and any(calls.values())):
                 return time.monotonic() - started
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer promptly again within {limit:.0f} s")

@@ -153,6 +153,9 @@ def create_app(
                 "failed": failed,
             },
             "engines": await _engines(host),
+            # Calls holding a database turn, and calls queued for one: a process that stays
+            # busy with no traffic coming in has calls stuck inside.
+            "calls": {"running": host.db.calls_running, "waiting": host.db.calls_waiting},
         }
         return Response(body, status_code=200 if ready else 503)
 

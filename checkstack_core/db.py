@@ -233,6 +233,9 @@ class Database:
         self.call_capacity = pool_size
         self.pool_timeout = pool_timeout
         self._turns: asyncio.Semaphore | None = None
+        #: Calls holding a turn, and calls queued for one (``/readyz`` reports both).
+        self.calls_running = 0
+        self.calls_waiting = 0
         if self.dialect == "postgresql":
             # No ping before every checkout: it tripled the round trips of a read. Connections
             # are recycled before a server's idle timeout would cut them, and a call that still
@@ -287,20 +290,25 @@ class Database:
         if turns.locked():
             if client is not None:
                 client.watch()
+            self.calls_waiting += 1
             try:
                 await asyncio.wait_for(turns.acquire(), self.pool_timeout)
             except TimeoutError:
                 raise PoolTimeout(
                     f"No database connection free within {self.pool_timeout} s"
                 ) from None
+            finally:
+                self.calls_waiting -= 1
             if client is not None and client.gone:
                 turns.release()
                 raise ClientGone
         else:
             await turns.acquire()
+        self.calls_running += 1
         try:
             yield
         finally:
+            self.calls_running -= 1
             turns.release()
 
     async def ping(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -77,6 +78,30 @@ async def test_healthz_and_readyz(checkstack_http):
     body = ready.json()
     assert body["status"] == "ready" and body["database"] == "ok"
     assert {"core", "hello", "notes"} <= set(body["plugins"]["active"])
+    assert body["calls"] == {"running": 0, "waiting": 0}
+
+
+async def test_readyz_counts_calls_running_and_queued(checkstack_http, checkstack_host):
+    db = checkstack_host.db
+    async with db.turn():
+        assert (await checkstack_http.get("/readyz")).json()["calls"] == {
+            "running": 1,
+            "waiting": 0,
+        }
+        turns = [db.turn() for _ in range(db.call_capacity)]
+        for turn in turns[1:]:
+            await turn.__aenter__()  # every turn is now taken
+        queued = asyncio.create_task(checkstack_http.post("/api/notes/", json={"listNotes": {}}))
+        for _ in range(500):
+            if db.calls_waiting:
+                break
+            await asyncio.sleep(0.01)
+        calls = (await checkstack_http.get("/readyz")).json()["calls"]
+        assert calls == {"running": db.call_capacity, "waiting": 1}
+        for turn in turns[1:]:
+            await turn.__aexit__(None, None, None)
+    assert (await queued).status_code == 401  # its turn came: an anonymous caller is refused
+    assert (await checkstack_http.get("/readyz")).json()["calls"] == {"running": 0, "waiting": 0}
 
 
 async def test_readyz_reports_an_unreachable_database(checkstack_http, checkstack_host):
