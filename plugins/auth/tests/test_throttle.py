@@ -201,3 +201,42 @@ async def test_any_counter_at_its_limit_locks(rpc, principals, limits):
         assert guess.status_code == 401
     blocked = await rpc("auth", "login", login("ida@example.com", PASSWORD))
     assert blocked.status_code == 429, blocked.text
+
+
+def change(current: str) -> dict[str, str]:
+    return {"currentPassword": current, "newPassword": "Brand-new-42"}
+
+
+async def test_changing_a_password_guesses_count_like_logins(rpc, principals, limits, verified):
+    """A stolen session must not try passwords without limit through ``changePassword``, nor
+    add guesses to a login's by switching procedures."""
+    limits(per_account=3)
+    user = await principals.user(email="fay@example.com")
+    assert (await rpc("auth", "login", login("fay@example.com", WRONG))).status_code == 401
+    for _ in range(2):
+        wrong = await rpc("auth", "changePassword", change(WRONG), user)
+        assert wrong.status_code == 403, wrong.text
+        assert wrong.json()["message"] == "The current password is wrong"
+    for attempt in (
+        rpc("auth", "changePassword", change(PASSWORD), user),  # the right one too
+        rpc("auth", "login", login("fay@example.com", PASSWORD)),
+    ):
+        locked = await attempt
+        assert locked.status_code == 429, locked.text
+        assert int(locked.headers["retry-after"]) > 0
+    assert len(verified) == 3  # throttled attempts never reach argon2
+    assert (await rpc("auth", "getCurrentUser", None, user)).status_code == 200  # unchanged
+
+
+async def test_a_password_changed_with_the_right_current_one_clears_the_account(
+    rpc, principals, limits
+):
+    limits(per_account=3)
+    user = await principals.user(email="gus@example.com")
+    for _ in range(2):
+        assert (await rpc("auth", "login", login("gus@example.com", WRONG))).status_code == 401
+    assert (await rpc("auth", "changePassword", change(PASSWORD), user)).status_code == 200
+    # The account's two failures are forgotten: three more are allowed before the lock.
+    for expected in (401, 401, 401, 429):
+        response = await rpc("auth", "login", login("gus@example.com", WRONG))
+        assert response.status_code == expected

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from checkstack_core import Context, Principal, PrincipalKind
 from checkstack_core.context import Cookie
-from checkstack_core.errors import Forbidden, NotFound, Unauthorized
+from checkstack_core.errors import Forbidden, NotFound, RpcError, Unauthorized
 
 from .. import passwords
 from ..backend import DatabaseAuthBackend, Facts
@@ -74,14 +74,19 @@ def current_session_id(ctx: Context) -> str | None:
     return parsed.id if parsed else None
 
 
-async def login(ctx: Context, email: str, password: str) -> User:
-    """Check email and password (throttled: :mod:`.throttle`) and open a session."""
-    address = email.strip().lower()
-    counters = throttle.keys(ctx, address, ctx.request.client_host if ctx.request else None)
+async def _guess(
+    ctx: Context, email: str, password: str, user: User | None, wrong: RpcError
+) -> str | None:
+    """One guess at an account's password, counted by the login throttle (:mod:`.throttle`).
+
+    Every way of trying a password (logging in, changing one's password with the current one)
+    shares the account's and the address's counters, so switching procedures buys an attacker
+    no extra guesses. Raises ``wrong`` (after counting it) unless the guess is right; returns
+    the hash to store when the password's hash parameters changed.
+    """
+    counters = throttle.keys(ctx, email, ctx.request.client_host if ctx.request else None)
     limits = throttle.limits(ctx)
     await throttle.check(ctx, counters, limits)
-    found = await ctx.session.exec(select(User).where(User.email == address))
-    user = found.first()
     valid, new_hash = await passwords.verify_password(
         password, user.password_hash if user else None
     )
@@ -91,8 +96,18 @@ async def login(ctx: Context, email: str, password: str) -> User:
         # holds a second one), committed so the dispatcher's rollback cannot undo it.
         await ctx.session.rollback()
         await throttle.record_failure(ctx.session, counters, limits.window)
-        raise Unauthorized("Invalid email or password")
+        raise wrong
     await throttle.clear_account(ctx, counters)
+    return new_hash
+
+
+async def login(ctx: Context, email: str, password: str) -> User:
+    """Check email and password (throttled: :mod:`.throttle`) and open a session."""
+    address = email.strip().lower()
+    found = await ctx.session.exec(select(User).where(User.email == address))
+    user = found.first()
+    new_hash = await _guess(ctx, address, password, user, Unauthorized("Invalid email or password"))
+    assert user is not None  # a guess at an unknown account is always wrong
     if new_hash is not None:
         user.password_hash = new_hash
         ctx.session.add(user)
@@ -130,10 +145,10 @@ def _current_user(ctx: Context, user: User, principal: Principal, facts: Facts) 
 
 
 async def change_password(ctx: Context, current: str, new: str) -> None:
+    """Replace the caller's password; the current one is a guess like a login's (throttled),
+    so a stolen session cannot be used to try passwords without limit."""
     user = await get_user(ctx.session, ctx.principal.id or "")
-    valid, _ = await passwords.verify_password(current, user.password_hash)
-    if not valid:
-        raise Forbidden("The current password is wrong")
+    await _guess(ctx, user.email, current, user, Forbidden("The current password is wrong"))
     passwords.check_password(new, email=user.email, field="newPassword")
     user.password_hash = await passwords.hash_password(new)
     user.updated_at = utcnow()
