@@ -438,6 +438,8 @@ TEAM_CREATED = "auth.team.created"
 TEAM_UPDATED = "auth.team.updated"
 #: ``{teamId, teamName}``
 TEAM_DELETED = "auth.team.deleted"
+#: ``{resourceType, resourceId, teamOnly}``
+RESOURCE_TEAM_ONLY_CHANGED = "auth.resource.team_only_changed"
 
 EVENTS = [
     EventType(USER_CREATED, "A user was created", payload="{userId, userName, roles}"),
@@ -473,6 +475,12 @@ EVENTS = [
         payload="{teamId, teamName, change}",
     ),
     EventType(TEAM_DELETED, "A team was deleted", payload="{teamId, teamName}"),
+    EventType(
+        RESOURCE_TEAM_ONLY_CHANGED,
+        "A resource was limited to the teams granted on it, or opened again to every holder "
+        "of the rule",
+        payload="{resourceType, resourceId, teamOnly}",
+    ),
 ]
 
 

@@ -1,5 +1,7 @@
 """Granting and revoking a team's access announce ``auth.team.updated`` (change ``access``) once
-per real change, after the commit; a call that changes nothing announces nothing."""
+per real change, after the commit; a call that changes nothing announces nothing. The same holds
+for an application joining or leaving teams (change ``members``, whichever procedure did it) and
+for ``setTeamOnly`` (``auth.resource.team_only_changed``)."""
 
 from __future__ import annotations
 
@@ -21,12 +23,21 @@ def seen() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def checkstack_plugins(seen: list[dict[str, Any]]) -> list[Any]:
+def opened() -> list[dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+def checkstack_plugins(seen: list[dict[str, Any]], opened: list[dict[str, Any]]) -> list[Any]:
     listener = Plugin(id="listener", name="Listener")
 
     @listener.on_event("auth.team.updated")
     async def remember(ctx: Context, event: Event) -> None:
         seen.append(dict(event.payload))
+
+    @listener.on_event("auth.resource.team_only_changed")
+    async def remember_team_only(ctx: Context, event: Event) -> None:
+        opened.append(dict(event.payload))
 
     return [auth_plugin, hello_plugin, vault_plugin.plugin, listener]
 
@@ -62,3 +73,55 @@ async def test_each_grant_change_is_announced_once(rpc, principals, checkstack_h
 
     nothing = await call("revokeTeamAccess")  # no grant left: nothing changes
     assert nothing["grants"] == [] and len(seen) == 3
+
+
+async def test_team_only_changes_are_announced_once(rpc, principals, checkstack_host, opened):
+    admin = await principals.admin()
+    await rpc("vault", "createItem", {"id": "b", "name": "B"}, admin)
+
+    async def team_only(value: bool) -> None:
+        body = {"resourceType": ITEM, "resourceId": "b", "teamOnly": value}
+        response = await rpc("auth", "setTeamOnly", body, admin)
+        assert response.status_code == 200, response.text
+        await checkstack_host.events.drain()
+
+    await team_only(False)  # already open: nothing changes
+    assert opened == []
+    await team_only(True)
+    await team_only(True)
+    await team_only(False)
+    assert opened == [
+        {"resourceType": ITEM, "resourceId": "b", "teamOnly": True},
+        {"resourceType": ITEM, "resourceId": "b", "teamOnly": False},
+    ]
+
+
+async def test_an_application_joining_or_leaving_teams_changes_their_members(
+    rpc, principals, checkstack_host, seen
+):
+    admin = await principals.admin()
+    ops, web = [
+        (await rpc("auth", "createTeam", {"name": name}, admin)).json()["createTeam"]["id"]
+        for name in ("ops", "web")
+    ]
+
+    async def call(procedure: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await rpc("auth", procedure, body, admin)
+        assert response.status_code == 200, response.text
+        await checkstack_host.events.drain()
+        return dict(response.json()[procedure])
+
+    def members_changed() -> list[str]:
+        found = sorted(e["teamId"] for e in seen if e["change"] == "members")
+        seen.clear()
+        return found
+
+    await checkstack_host.events.drain()
+    seen.clear()
+    created = await call("createApplication", {"name": "ci", "teams": [ops]})
+    assert members_changed() == [ops]
+    app_id = created["application"]["id"]
+    await call("updateApplication", {"id": app_id, "teams": [web]})  # leaves ops, joins web
+    assert members_changed() == sorted([ops, web])
+    await call("updateApplication", {"id": app_id, "teams": [web], "name": "ci-2"})
+    assert members_changed() == []  # the teams did not change

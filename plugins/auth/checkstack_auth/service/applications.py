@@ -29,9 +29,9 @@ from ..models import (
     utcnow,
 )
 from ..tokens import API_KEY_PREFIX, format_token, new_id, new_secret
-from .common import digester, get_application
+from .common import digester, get_application, get_team
 from .roles import resolve_role, resolve_roles_to_give
-from .teams import assert_membership_rights, resolve_teams
+from .teams import assert_membership_rights, resolve_teams, team_updated
 
 
 async def _application_links(
@@ -186,6 +186,8 @@ async def create_application(
     await session.flush()
     info = await application_info(ctx, app)
     await ctx.emit(APPLICATION_CREATED, _event(info))
+    for team in joined:  # each team has a new member, as if added through addTeamMember
+        await team_updated(ctx, team, "members")
     return info, format_token(API_KEY_PREFIX, app.id, secret)
 
 
@@ -223,9 +225,11 @@ async def update_application(
         for role in wanted:
             if role.id not in current_roles[app.id]:
                 session.add(ApplicationRole(application_id=app.id, role_id=role.id))
+    changed_teams: list[str] = []
     if teams is not None:
         joined = {t.id for t in await resolve_teams(ctx, teams)}
         had = set(current_teams[app.id])
+        changed_teams = sorted(joined ^ had)
         await assert_membership_rights(ctx, sorted(joined ^ had))
         if had - joined:
             await session.exec(
@@ -253,6 +257,8 @@ async def update_application(
     ]
     if changes:
         await ctx.emit(APPLICATION_UPDATED, {**_event(info), "changes": changes})
+    for team_id in changed_teams:  # joined or left: each team's members changed
+        await team_updated(ctx, await get_team(session, team_id), "members")
     return info
 
 

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from checkstack_core import Context, Principal
 from checkstack_core.errors import validation_error
 
-from ..contract import ResourceAccessInfo, ResourceGrantInfo
+from ..contract import RESOURCE_TEAM_ONLY_CHANGED, ResourceAccessInfo, ResourceGrantInfo
 from ..models import ResourceGrant, ResourceSettings, Team, TeamUser
 from .common import get_team, known_resource_types
 from .teams import team_updated
@@ -90,9 +90,15 @@ async def set_team_only(
     row = await ctx.session.get(ResourceSettings, (resource_type, resource_id))
     if row is None:
         row = ResourceSettings(resource_type=resource_type, resource_id=resource_id)
+    changed = row.team_only != team_only
     row.team_only = team_only
     ctx.session.add(row)
     await ctx.session.flush()
+    if changed:
+        await ctx.emit(
+            RESOURCE_TEAM_ONLY_CHANGED,
+            {"resourceType": resource_type, "resourceId": resource_id, "teamOnly": team_only},
+        )
     return await resource_access(ctx, resource_type, resource_id)
 
 
