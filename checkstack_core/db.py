@@ -287,6 +287,8 @@ class Database:
         turns = self._turns
         if turns is None:
             turns = self._turns = asyncio.Semaphore(self.call_capacity)
+        if client is not None and client.gone:
+            raise ClientGone  # seen gone while an earlier call of its request queued
         if turns.locked():
             if client is not None:
                 client.watch()

@@ -34,7 +34,7 @@ def checkstack_settings(checkstack_database_url: str) -> Settings:
 class Client:
     """One request sent through the app's ASGI interface by a client that may hang up."""
 
-    def __init__(self, app: Any, path: str, body: dict[str, Any], headers: dict[str, str]):
+    def __init__(self, app: Any, path: str, body: Any, headers: dict[str, str]):
         self.hung_up = asyncio.Event()
         self.sent: list[dict[str, Any]] = []
         self._body = [{"type": "http.request", "body": json.dumps(body).encode()}]
@@ -108,6 +108,30 @@ async def test_a_call_whose_client_hung_up_while_queued_never_runs(
     notes = await checkstack_client(admin).call("notes", "listNotes", {})
     assert [n["id"] for n in notes["notes"]] == ["kept"]
     assert db.engine.sync_engine.pool.checkedout() == 0
+
+
+async def test_a_buffered_batch_whose_client_hung_up_runs_no_further_item(
+    checkstack_host, checkstack_app, checkstack_auth, checkstack_client
+):
+    admin = checkstack_auth.admin()
+    items = [
+        {
+            "url": "http://testserver/api/notes/createNote",
+            "body": {"json": {"id": f"n{n}", "title": f"note {n}"}},
+        }
+        for n in range(3)
+    ]
+    headers = {**admin.headers, "x-orpc-batch": "buffered"}
+    db = checkstack_host.db
+    async with db.turn():
+        gone = Client(checkstack_app, "/api/notes/createNote/__batch__", items, headers)
+        await queued(db, 1)
+        gone.hung_up.set()
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(gone.task, 10)
+    # The first item was dropped at its turn; the others never queued, the client being gone.
+    notes = await checkstack_client(admin).call("notes", "listNotes", {})
+    assert notes["notes"] == []
 
 
 async def test_a_client_that_stays_is_served_in_its_turn(

@@ -786,6 +786,7 @@ async def run_item(
     item: BatchItem,
     base: RequestInfo,
     request_id: str | None,
+    client: Departure | None = None,
 ) -> dict[str, Any]:
     """One batch item's result ``{index, status, headers?, body}``; never raises."""
     target = _route(item.path)
@@ -806,6 +807,7 @@ async def run_item(
         document,
         _item_info(base, item.headers),
         request_id,
+        client,
     )
     result: dict[str, Any] = {"index": index, "status": reply.status, "body": reply.body}
     headers = _extras_headers(reply.extras)
@@ -846,10 +848,16 @@ async def serve_batch(
     base = request_info(request)
     request_id = current_request_id()
     if mode == "buffered":
-        results = [
-            await run_item(dispatcher, index, item, base, request_id)
-            for index, item in enumerate(items)
-        ]
+        # A streaming batch is cancelled when its client goes; a buffered one watches its client
+        # so that items still queued for the database are dropped (see Dispatcher.dispatch).
+        client = Departure(request.receive)
+        try:
+            results = [
+                await run_item(dispatcher, index, item, base, request_id, client)
+                for index, item in enumerate(items)
+            ]
+        finally:
+            client.close()
         return Response(content=_encoder.encode(results), status_code=207, media_type=_JSON)
     return Stream(
         _stream(dispatcher, items, base, request_id),
