@@ -14,6 +14,9 @@ from .contract import DELIVERIES_QUEUED, contract
 from .handlers import handlers
 from .models import MODELS
 
+RETENTION_JOB = "notification.retention"
+RETENTION_KEY = "notification:retention"
+
 plugin = Plugin(
     id="notification",
     name="Notifications",
@@ -94,6 +97,13 @@ async def sweep(ctx: Context, run: JobRun) -> None:
     await outbox.sweep(ctx)
 
 
+@plugin.job("retention")
+async def retention(ctx: Context, run: JobRun) -> None:
+    """Daily: drop delivery logs and inbox entries past ``retention_days``."""
+    removed = await service.apply_retention(ctx)
+    ctx.logger.info("notification retention removed %s", removed)
+
+
 @plugin.on_startup
 async def resume(ctx: Context) -> None:
     """Deliveries pending when the last process stopped (or was killed) are scheduled again;
@@ -102,4 +112,10 @@ async def resume(ctx: Context) -> None:
     every = timedelta(seconds=service.runtime(ctx).settings.sweep_seconds)
     await ctx.jobs.schedule_interval(
         outbox.SWEEP_JOB, key=outbox.SWEEP_KEY, every=every, start_at=utcnow() + every
+    )
+    await ctx.jobs.schedule_interval(
+        RETENTION_JOB,
+        key=RETENTION_KEY,
+        every=timedelta(days=1),
+        start_at=utcnow() + timedelta(minutes=5),
     )

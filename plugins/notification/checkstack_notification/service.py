@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any, cast
 
 import msgspec
@@ -80,6 +81,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     request_timeout_seconds: float = 10.0
     #: How often pending deliveries whose job was lost (a restart) are looked for.
     sweep_seconds: float = 30.0
+    #: Days finished deliveries (the delivery logs) and inbox entries are kept.
+    retention_days: int = 30
 
     @classmethod
     def load(cls, raw: dict[str, Any]) -> Settings:
@@ -90,6 +93,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
             "max_attempts": 1 <= settings.max_attempts <= 100,
             "request_timeout_seconds": 0.1 <= settings.request_timeout_seconds <= 300,
             "sweep_seconds": 0.1 <= settings.sweep_seconds <= 86_400,
+            "retention_days": 1 <= settings.retention_days <= 3650,
         }
         for name, ok in checks.items():
             if not ok:
@@ -718,3 +722,26 @@ async def deliveries(ctx: Context, target: str, input: DeliveriesInput) -> Deliv
         )
     ).scalar_one()
     return DeliveryPage(deliveries=[delivery_out(row) for row in rows], total=int(total))
+
+
+async def apply_retention(ctx: Context) -> dict[str, int]:
+    """Delete finished deliveries (delivered or failed) and inbox entries older than
+    ``retention_days``; how many of each. Pending deliveries stay, however old: they still have
+    attempts to make."""
+    cutoff = utcnow() - timedelta(days=runtime(ctx).settings.retention_days)
+    deliveries = await ctx.session.exec(
+        sa.delete(DeliveryRow).where(
+            col(DeliveryRow.status).in_(("delivered", "failed")),
+            col(DeliveryRow.created_at) < cutoff,
+        )
+    )
+    old_entries = select(col(NotificationRow.id)).where(col(NotificationRow.created_at) < cutoff)
+    await ctx.session.exec(
+        sa.delete(NotificationSystemRow).where(
+            col(NotificationSystemRow.notification_id).in_(old_entries)
+        )
+    )
+    entries = await ctx.session.exec(
+        sa.delete(NotificationRow).where(col(NotificationRow.created_at) < cutoff)
+    )
+    return {"deliveries": deliveries.rowcount, "notifications": entries.rowcount}
