@@ -36,6 +36,11 @@ def row(page: Any, name: str) -> Any:
     return page.get_by_role("row").filter(has=page.get_by_role("rowheader", name=name))
 
 
+def _roles_saved(response: Any) -> bool:
+    """The answer to saving an application's role checkboxes."""
+    return response.request.method == "POST" and response.url.endswith("/roles")
+
+
 def test_documented_applications_flow(page, browser_context, checkstack_server, screenshot):
     url = checkstack_server.url
     browser_context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
@@ -94,11 +99,14 @@ def test_documented_applications_flow(page, browser_context, checkstack_server, 
     refused = api(url, "catalog", "createSystem", create, token=token)
     assert refused.status_code == 403
     assert refused.json()["message"] == "Missing access: catalog.catalog.manage"
-    row(page, "ci-pipeline").get_by_label(ROLE).check()
+    # Wait for each save's own answer: the previous save's "Roles saved." is still on the page.
+    with page.expect_response(_roles_saved):
+        row(page, "ci-pipeline").get_by_label(ROLE).check()
     row(page, "ci-pipeline").get_by_text("Roles saved.").wait_for()
     allowed = api(url, "catalog", "createSystem", create, token=token)
     assert allowed.status_code == 200, allowed.text
-    row(page, "ci-pipeline").get_by_label(ROLE).uncheck()
+    with page.expect_response(_roles_saved):
+        row(page, "ci-pipeline").get_by_label(ROLE).uncheck()
     row(page, "ci-pipeline").get_by_text("Roles saved.").wait_for()
     assert api(url, "catalog", "createSystem", {"name": "x"}, token=token).status_code == 403
     page.goto("/auth/settings/applications")
