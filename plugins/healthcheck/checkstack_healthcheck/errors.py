@@ -30,8 +30,13 @@ def causes(exc: BaseException) -> list[BaseException]:
 
 
 def seconds(value: float) -> str:
-    """``5`` for 5.0, ``0.5`` for 0.5: how timeouts are written in messages."""
-    return f"{round(value, 3):g}"
+    """``5`` for 5.0, ``0.5`` for 0.5: how timeouts are written in messages.
+
+    Rounded up to the 10 ms: a strategy reads its budget a moment after the deadline was set
+    (0.499 s of a 0.5 s timeout on a busy machine), and the message should name the timeout
+    the check was given, not that moment."""
+    millis = round(value * 1000)
+    return f"{-(-millis // 10) / 100:g}"
 
 
 def network_message(exc: BaseException, timeout: float | None = None) -> str:

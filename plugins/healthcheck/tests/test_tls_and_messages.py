@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from checkstack_healthcheck.errors import network_message
+from checkstack_healthcheck.errors import network_message, seconds
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -122,3 +122,19 @@ def _verification(message: str) -> BaseException:
 )
 def test_network_errors_read_as_messages(error, message):
     assert network_message(error, 5.0) == message
+
+
+@pytest.mark.parametrize(
+    ("budget", "written"),
+    [
+        (5.0, "5"),
+        (0.5, "0.5"),
+        (0.3, "0.3"),  # 0.3 * 100 is 30.000000000000004 in floats: still 0.3
+        (0.499, "0.5"),  # read a moment after a 0.5 s deadline was set
+        (0.4951, "0.5"),
+        (1.234, "1.24"),
+        (0.0, "0"),
+    ],
+)
+def test_timeouts_are_written_as_the_timeout_given(budget, written):
+    assert seconds(budget) == written

@@ -15,6 +15,7 @@ from checkstack_core import Context, NotFound, vault
 from checkstack_core.db import core_rows, utcnow
 
 from ..contract import DETAILS_READ, SEVERITY, Run, RunNowInput
+from ..errors import seconds
 from ..models import AssignmentRow
 from ..strategy import CheckResult, Strategy
 from .checks import _load_check
@@ -24,10 +25,6 @@ from .recording import Outcome, record_runs
 from .settings import Runtime, runtime
 
 # -- running ---------------------------------------------------------------------------------------
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}"
 
 
 async def probe(strategy: Strategy[Any], config: Any, limit: float) -> CheckResult:
@@ -41,7 +38,7 @@ async def probe(strategy: Strategy[Any], config: Any, limit: float) -> CheckResu
         return CheckResult(
             "unhealthy",
             latency_ms=round((time.monotonic() - started) * 1000, 3),
-            message=f"Timed out after {_seconds(limit)} s",
+            message=f"Timed out after {seconds(limit)} s",
         )
     except asyncio.CancelledError:
         raise
