@@ -164,10 +164,15 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    journal_mode = cursor.fetchone()[0]
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # In WAL mode a reader never waits for a writer, so cheap reads can skip the thread (see
+    # ``sqlite_driver``); in-memory databases answer "memory" and keep to the thread.
+    dbapi_connection.busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
+    dbapi_connection.inline_reads = str(journal_mode).lower() == "wal"
 
 
 def _sqlite_begin(conn: Connection) -> None:

@@ -4,6 +4,7 @@ the routes it shares with the documented protocol."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib.util
 import json
@@ -623,15 +624,23 @@ async def test_batch_items_are_independent_calls(checkstack_http, checkstack_aut
 async def test_streaming_batch_sends_keep_alive_comments_while_an_item_runs(
     checkstack_http, monkeypatch
 ):
-    # With no interval, the first wait ends before the item's task has run: one keep-alive.
-    monkeypatch.setattr(orpc, "KEEPALIVE_SECONDS", 0)
+    # An item that takes 0.2 s against a 0.02 s interval: keep-alives between the opening
+    # comment and the item's message (a call's own speed must not decide the test).
+    run_item = orpc.run_item
+
+    async def slow_item(*args, **kwargs):
+        await asyncio.sleep(0.2)
+        return await run_item(*args, **kwargs)
+
+    monkeypatch.setattr(orpc, "run_item", slow_item)
+    monkeypatch.setattr(orpc, "KEEPALIVE_SECONDS", 0.02)
     response = await checkstack_http.post(
         BATCH,
         json=[item("/api/hello/getGreeting", envelope({"name": "K"}))],
         headers={"x-orpc-batch": "streaming"},
     )
     results, kinds = read_sse(response.text)
-    assert kinds[:2] == ["comment", "comment"] and kinds[-2:] == ["message", "done"]
+    assert kinds[:3] == ["comment", "comment", "comment"] and kinds[-2:] == ["message", "done"]
     assert results[0]["body"]["json"] == {"message": "Hello, K!"}
 
 
