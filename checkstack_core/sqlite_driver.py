@@ -72,7 +72,8 @@ def _run_inline(
     try:
         return _run_statement(connection, operation, parameters)
     except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_INTERRUPT):
+        # The primary code: SQLite may report an extended one (SQLITE_BUSY_RECOVERY, ...).
+        if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_INTERRUPT):
             return None
         raise
     finally:
