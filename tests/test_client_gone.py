@@ -182,3 +182,26 @@ async def test_the_turn_of_a_departed_client_goes_to_the_next_in_line(checkstack
     await asyncio.gather(first, second)
     assert departed.watched and next_in_line.watched
     assert order == ["departed dropped", "next"]
+
+
+async def test_calls_that_never_yield_still_take_turns_first_come_first_served(tmp_path):
+    # Inline SQLite reads let a whole call run without yielding. A turn freed at once would go
+    # to the next ready call in the same pass of the event loop, and one pass would run every
+    # pending call (seconds under load) while a call needing a few passes waited that many
+    # times as long. So at most call_capacity calls run in a pass; the others queue in order.
+    db = Database(f"sqlite:///{tmp_path / 'gate.db'}", pool_size=2)
+    ran: list[int] = []
+
+    async def call(number: int) -> None:
+        async with db.turn():
+            ran.append(number)
+
+    try:
+        calls = [asyncio.create_task(call(n)) for n in range(5)]
+        await asyncio.sleep(0)  # one pass: every task's first step
+        assert ran == [0, 1] and db.calls_waiting == 3
+        await asyncio.gather(*calls)
+        assert ran == [0, 1, 2, 3, 4]
+        assert (db.calls_running, db.calls_waiting) == (0, 0)
+    finally:
+        await db.dispose()
