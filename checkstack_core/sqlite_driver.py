@@ -133,7 +133,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         connection: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
         try:
-            outcome = None
+            outcome: Any = None
             if (
                 connection.inline_reads
                 and connection.in_transaction is False
