@@ -23,8 +23,10 @@ plugin (found in the server's OpenAPI document), anonymously and with the key wh
 
 Error answers, socket errors and timeouts (no answer within ``--timeout``, and a server still
 busy longer than that after the load stopped: requests hung inside) are counted in every
-measurement; a run with any of them says so at the end and exits with status 1. What the servers
-logged as errors is summed up by cause at the end.
+measurement and marked with the server that had them. A run in which checkstack had any says so at
+the end and exits with status 1; the bare baseline's own (it has no fair queue: at 256
+connections some of its requests may wait past the timeout) are marked but do not fail the run.
+What the servers logged as errors is summed up by cause at the end.
 """
 
 from __future__ import annotations
@@ -178,6 +180,7 @@ def _load(
     caller: str,
     connections: int,
     args: argparse.Namespace,
+    side: str = "checkstack",
 ) -> LoadResult:
     url = f"{base}/api/{procedure.plugin}/"
     result = load(
@@ -190,7 +193,7 @@ def _load(
         settle_url=f"{base}/readyz",
     )
     if result.failed:
-        print(f"    !!! {procedure.label} ({caller}): {result.problems()}", flush=True)
+        print(f"    !!! {side}, {procedure.label} ({caller}): {result.problems()}", flush=True)
     return result
 
 
@@ -208,23 +211,25 @@ def _compare(
     comparisons.extend(pairs)
     warm = argparse.Namespace(**{**vars(args), "seconds": 1})
     print("    (warm-up)", flush=True)
-    for base in (bare, checkstack):
-        _load(base, systems, stack, KEY, connections, warm)
+    for base, side in ((bare, "bare"), (checkstack, "checkstack")):
+        _load(base, systems, stack, KEY, connections, warm, side)
     print("    (measuring)", flush=True)
     for _ in range(args.rounds):
         for pair in pairs:
-            pair.bare.results.append(_load(bare, systems, stack, pair.caller, connections, args))
+            pair.bare.results.append(
+                _load(bare, systems, stack, pair.caller, connections, args, "bare")
+            )
             pair.checkstack.results.append(
                 _load(checkstack, systems, stack, pair.caller, connections, args)
             )
 
 
-def _report(comparisons: list[Comparison], extras: list[Extra]) -> bool:
-    """Print the tables; whether any measurement had errors."""
+def _report(comparisons: list[Comparison], extras: list[Extra]) -> tuple[bool, bool]:
+    """Print the tables; whether checkstack's measurements had errors, and the baseline's."""
     print()
     print("catalog.getSystems, 20 systems          bare            checkstack")
     print("database    conns  caller       req/s   p99 ms     req/s   p99 ms   ratio")
-    failed = False
+    failed = baseline_failed = False
     for c in comparisons:
         print(
             f"{c.database:10} {c.connections:6}  {c.caller:10} {c.bare.cell()}  "
@@ -232,7 +237,10 @@ def _report(comparisons: list[Comparison], extras: list[Extra]) -> bool:
         )
         for side, series in (("bare", c.bare), ("checkstack", c.checkstack)):
             if series.problems:
-                failed = True
+                if side == "bare":
+                    baseline_failed = True
+                else:
+                    failed = True
                 print(f"    !!! {side}: {series.problems}")
     print()
     print("other procedures (checkstack, 1 round)")
@@ -242,7 +250,7 @@ def _report(comparisons: list[Comparison], extras: list[Extra]) -> bool:
         if e.series.problems:
             failed = True
             print(f"    !!! {e.series.problems}")
-    return failed
+    return failed, baseline_failed
 
 
 def main() -> None:
@@ -283,11 +291,13 @@ def main() -> None:
     logged: Counter[str] = Counter()
     for kind in kinds:
         logged += _run_database(kind, args, comparisons, extras)
-    failed = _report(comparisons, extras)
+    failed, baseline_failed = _report(comparisons, extras)
     print_logged_errors(logged)
+    if baseline_failed and not failed:
+        print("\nThe bare baseline had errors (marked '!!! bare' above); checkstack had none.")
     if failed:
         print("\n" + "!" * 78)
-        print("!!! THIS RUN HAD ERRORS (see '!!!' above): the figures marked are not clean.")
+        print("!!! CHECKSTACK HAD ERRORS (see '!!!' above): the figures marked are not clean.")
         print("!" * 78)
         sys.exit(1)
 
