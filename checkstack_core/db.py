@@ -135,6 +135,24 @@ async def update_unless_moved(
     return True
 
 
+def conflict_insert(dialect: str, table: Any) -> Any:
+    """An ``INSERT`` into ``table`` that can say what to do on a conflict, the same on SQLite and
+    PostgreSQL: ``.on_conflict_do_nothing()``, ``.on_conflict_do_update(index_elements=...,
+    set_=...)`` and ``.excluded``. ``dialect`` is :attr:`Database.dialect` or a connection's
+    ``dialect.name``.
+
+    Creating a row this way is free of the check-then-insert race: two transactions creating
+    the same row both succeed (with ``do_nothing``, ``rowcount`` tells which one created it),
+    where checking first and inserting after fails one of them on the key.
+    """
+    # Imported here: the dialect modules are needed only once a statement is built.
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 def utcnow() -> datetime:
     """The current time, aware, in UTC (what every stored timestamp should be)."""
     return datetime.now(UTC)

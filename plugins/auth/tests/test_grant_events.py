@@ -5,6 +5,7 @@ for ``setTeamOnly`` (``auth.resource.team_only_changed``)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -94,6 +95,43 @@ async def test_team_only_changes_are_announced_once(rpc, principals, checkstack_
         {"resourceType": ITEM, "resourceId": "b", "teamOnly": True},
         {"resourceType": ITEM, "resourceId": "b", "teamOnly": False},
     ]
+
+
+async def test_concurrent_team_only_calls_change_it_once(rpc, principals, checkstack_host, opened):
+    # Eight managers set the same value at once, on a resource with no settings row yet: every
+    # call answers 200 (none fails on the new row's key) and only one changes it and says so.
+    admin = await principals.admin()
+    await rpc("vault", "createItem", {"id": "c", "name": "C"}, admin)
+    body = {"resourceType": ITEM, "resourceId": "c", "teamOnly": True}
+    for value in (True, False):
+        responses = await asyncio.gather(
+            *(rpc("auth", "setTeamOnly", {**body, "teamOnly": value}, admin) for _ in range(8))
+        )
+        assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+        assert {r.json()["setTeamOnly"]["teamOnly"] for r in responses} == {value}
+        await checkstack_host.events.drain()
+    assert opened == [
+        {"resourceType": ITEM, "resourceId": "c", "teamOnly": True},
+        {"resourceType": ITEM, "resourceId": "c", "teamOnly": False},
+    ]
+
+
+async def test_a_batch_reading_then_setting_team_only_answers_the_new_value(
+    checkstack_http, principals, rpc
+):
+    admin = await principals.admin()
+    await rpc("vault", "createItem", {"id": "d", "name": "D"}, admin)
+    resource = {"resourceType": ITEM, "resourceId": "d"}
+    await rpc("auth", "setTeamOnly", {**resource, "teamOnly": False}, admin)  # the row exists
+    response = await checkstack_http.post(
+        "/api/auth/",
+        json={"getResourceAccess": resource, "setTeamOnly": {**resource, "teamOnly": True}},
+        headers=admin.headers,
+    )
+    assert response.status_code == 200, response.text
+    answers = response.json()
+    assert answers["getResourceAccess"]["teamOnly"] is False
+    assert answers["setTeamOnly"]["teamOnly"] is True
 
 
 async def test_an_application_joining_or_leaving_teams_changes_their_members(

@@ -12,13 +12,12 @@ from typing import Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Conflict, Context, Forbidden, Level, NotFound, ServiceRef
-from checkstack_core.db import core_rows, utcnow
+from checkstack_core.db import conflict_insert, core_rows, utcnow
 from checkstack_core.errors import validation_error
 
 from .contract import (
@@ -487,9 +486,8 @@ async def _membership_group(ctx: Context, group_id: str, system_id: str) -> Grou
 async def add_to_group(ctx: Context, group_id: str, system_id: str) -> Group:
     """Put the system into the group; already a member is no change (and no event)."""
     group = await _membership_group(ctx, group_id, system_id)
-    insert = postgresql.insert if ctx.host.db.dialect == "postgresql" else sqlite.insert
     added = await ctx.session.exec(
-        insert(MembershipRow)
+        conflict_insert(ctx.host.db.dialect, MembershipRow)
         .values(system_id=system_id, group_id=group_id, created_at=utcnow())
         .on_conflict_do_nothing()
     )

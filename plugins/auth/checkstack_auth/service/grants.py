@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from checkstack_core import Context, Principal
+from checkstack_core.db import conflict_insert
 from checkstack_core.errors import validation_error
 
 from ..contract import RESOURCE_TEAM_ONLY_CHANGED, ResourceAccessInfo, ResourceGrantInfo
@@ -87,14 +88,27 @@ async def set_team_only(
     ctx: Context, resource_type: str, resource_id: str, team_only: bool
 ) -> ResourceAccessInfo:
     _check_resource_type(ctx, resource_type)
-    row = await ctx.session.get(ResourceSettings, (resource_type, resource_id))
-    if row is None:
-        row = ResourceSettings(resource_type=resource_type, resource_id=resource_id)
-    changed = row.team_only != team_only
-    row.team_only = team_only
-    ctx.session.add(row)
-    await ctx.session.flush()
-    if changed:
+    # The row is made if missing (concurrent makers both fine), then changed only if it holds
+    # the other value: the database decides, so of concurrent calls setting the same value
+    # exactly one changes it and announces it, on PostgreSQL too (the second waits for the
+    # first's row lock and then finds nothing to change), and none fails on the key.
+    table = ResourceSettings.__table__  # type: ignore[attr-defined]
+    key = {"resource_type": resource_type, "resource_id": resource_id}
+    await ctx.session.exec(
+        conflict_insert(ctx.host.db.dialect, table)
+        .values(**key, team_only=False)
+        .on_conflict_do_nothing()
+    )
+    written = await ctx.session.exec(
+        sa.update(table)
+        .where(
+            table.c.resource_type == resource_type,
+            table.c.resource_id == resource_id,
+            table.c.team_only.is_not(team_only),
+        )
+        .values(team_only=team_only)
+    )
+    if written.rowcount == 1:
         await ctx.emit(
             RESOURCE_TEAM_ONLY_CHANGED,
             {"resourceType": resource_type, "resourceId": resource_id, "teamOnly": team_only},

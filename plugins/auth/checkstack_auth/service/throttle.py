@@ -30,13 +30,11 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Context
-from checkstack_core.db import utcnow
+from checkstack_core.db import conflict_insert, utcnow
 from checkstack_core.errors import TooManyRequests
 
 from ..models import LoginThrottle
@@ -127,9 +125,10 @@ async def record_failure(
     now = utcnow()
     cutoff = now - window
     dialect = session.get_bind().dialect.name
-    insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
     for scope, key in counters:
-        statement = insert(_table).values(scope=scope, key=key, window_start=now, failures=1)
+        statement = conflict_insert(dialect, _table).values(
+            scope=scope, key=key, window_start=now, failures=1
+        )
         expired = _table.c.window_start <= cutoff
         statement = statement.on_conflict_do_update(
             index_elements=[_table.c.scope, _table.c.key],

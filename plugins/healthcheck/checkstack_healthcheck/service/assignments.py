@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from checkstack_core import Context, NotFound
-from checkstack_core.db import utcnow
+from checkstack_core.db import conflict_insert, utcnow
 from checkstack_core.errors import validation_error
 
 from ..contract import (
@@ -26,7 +26,7 @@ from ..contract import (
 )
 from ..models import AssignmentRow, DailyRow, HourlyRow, RunRow, StatusChangeRow, SystemRow
 from .checks import _load_check, _reschedule
-from .common import _insert_ignoring_existing, _thresholds
+from .common import _thresholds
 from .health import reevaluate_systems
 
 # -- assignments -----------------------------------------------------------------------------------
@@ -44,7 +44,8 @@ async def _ensure_system_row(session: AsyncSession, system_id: str) -> None:
     connection = await session.connection()
     table = SystemRow.__table__  # type: ignore[attr-defined]
     await connection.execute(
-        _insert_ignoring_existing(connection, table), {"system_id": system_id, "status": "healthy"}
+        conflict_insert(connection.dialect.name, table).on_conflict_do_nothing(),
+        {"system_id": system_id, "status": "healthy"},
     )
 
 

@@ -7,11 +7,9 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 import msgspec
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from checkstack_core import Context, Level, NotFound
 
@@ -63,11 +61,3 @@ async def _readable(ctx: Context, ids: Iterable[str], rule: str) -> set[str]:
     if not ids:
         return set()
     return await ctx.admitted_ids(SYSTEM, ids, Level.READ, rule_id=rule)
-
-
-def _insert_ignoring_existing(connection: Any, table: Any) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL: two transactions creating
-    one row both succeed (no check-then-insert race)."""
-    if connection.dialect.name == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing()
-    return sqlite_insert(table).on_conflict_do_nothing()

@@ -14,16 +14,15 @@ import msgspec
 from sqlalchemy import bindparam, insert
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
 from checkstack_core import Context
+from checkstack_core.db import conflict_insert
 
 from ..contract import ConsecutiveThresholds, WindowThresholds
 from ..models import AssignmentRow, DailyRow, HourlyRow, RunRow
 from ..strategy import CheckResult
-from .common import MAX_MESSAGE, MAX_RESULT_BYTES, _hour, _insert_ignoring_existing, _thresholds
+from .common import MAX_MESSAGE, MAX_RESULT_BYTES, _hour, _thresholds
 from .health import reevaluate_systems
 
 
@@ -300,7 +299,7 @@ async def _aggregate(connection: Any, outcomes: Sequence[Outcome]) -> None:
     # Every row the batch touches exists first (created empty, concurrent creators both fine),
     # then is read (locked on PostgreSQL) and written back: no lost update, no duplicate key.
     await connection.execute(
-        _insert_ignoring_existing(connection, _HOURLY),
+        conflict_insert(connection.dialect.name, _HOURLY).on_conflict_do_nothing(),
         [
             {**_EMPTY_HOURLY, "check_id": k[0], "system_id": k[1], "bucket_start": k[2]}
             for k in groups
@@ -369,11 +368,7 @@ async def _aggregate_daily(connection: Any, outcomes: Sequence[Outcome]) -> None
         row[outcome.result.status] += 1
     if not counts:
         return
-    base = (
-        postgresql_insert(_DAILY)
-        if connection.dialect.name == "postgresql"
-        else sqlite_insert(_DAILY)
-    )
+    base = conflict_insert(connection.dialect.name, _DAILY)
     statement = base.on_conflict_do_update(
         index_elements=list(_DAILY_KEY),
         set_={
