@@ -116,6 +116,33 @@ async def test_concurrent_team_only_calls_change_it_once(rpc, principals, checks
     ]
 
 
+async def test_concurrent_grants_and_revokes_change_it_once(rpc, principals, checkstack_host, seen):
+    # Eight managers grant the same level at once, change it at once, then revoke at once:
+    # every call answers 200 (none fails on the new grant's key or on a row another call
+    # deleted) and each real change is announced once.
+    admin = await principals.admin()
+    team = (await rpc("auth", "createTeam", {"name": "crowd"}, admin)).json()["createTeam"]
+    await rpc("vault", "createItem", {"id": "e", "name": "E"}, admin)
+    body = {"teamId": team["id"], "resourceType": ITEM, "resourceId": "e"}
+    await checkstack_host.events.drain()
+    seen.clear()
+    steps = [
+        ("grantTeamAccess", {"level": "read"}, ["read"]),
+        ("grantTeamAccess", {"level": "manage"}, ["manage"]),
+        ("revokeTeamAccess", {}, []),
+    ]
+    for procedure, fields, levels in steps:
+        responses = await asyncio.gather(
+            *(rpc("auth", procedure, {**body, **fields}, admin) for _ in range(8))
+        )
+        assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+        for response in responses:
+            assert [g["level"] for g in response.json()[procedure]["grants"]] == levels
+        await checkstack_host.events.drain()
+        assert [e["change"] for e in seen] == ["access"], procedure
+        seen.clear()
+
+
 async def test_a_batch_reading_then_setting_team_only_answers_the_new_value(
     checkstack_http, principals, rpc
 ):

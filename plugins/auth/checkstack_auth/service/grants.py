@@ -57,27 +57,44 @@ async def grant(
 ) -> ResourceAccessInfo:
     _check_resource_type(ctx, resource_type)
     team = await get_team(ctx.session, team_id)
-    row = await ctx.session.get(ResourceGrant, (resource_type, resource_id, team_id))
-    if row is None:
-        row = ResourceGrant(
-            resource_type=resource_type, resource_id=resource_id, team_id=team_id, level=level
+    # As for setTeamOnly: create if missing, else change only a different level, so concurrent
+    # grants all succeed and the one real change is announced once.
+    key = (
+        col(ResourceGrant.resource_type) == resource_type,
+        col(ResourceGrant.resource_id) == resource_id,
+        col(ResourceGrant.team_id) == team_id,
+    )
+    created = await ctx.session.exec(
+        conflict_insert(ctx.host.db.dialect, ResourceGrant)
+        .values(resource_type=resource_type, resource_id=resource_id, team_id=team_id, level=level)
+        .on_conflict_do_nothing()
+    )
+    changed = created.rowcount == 1
+    if not changed:
+        written = await ctx.session.exec(
+            sa.update(ResourceGrant)
+            .where(*key, col(ResourceGrant.level) != level)
+            .values(level=level)
         )
-    elif row.level == level:
-        return await resource_access(ctx, resource_type, resource_id)
-    row.level = level
-    ctx.session.add(row)
-    await ctx.session.flush()
-    await team_updated(ctx, team, "access")
+        changed = written.rowcount == 1
+    if changed:
+        await team_updated(ctx, team, "access")
     return await resource_access(ctx, resource_type, resource_id)
 
 
 async def revoke(
     ctx: Context, team_id: str, resource_type: str, resource_id: str
 ) -> ResourceAccessInfo:
-    row = await ctx.session.get(ResourceGrant, (resource_type, resource_id, team_id))
-    if row is not None:
-        await ctx.session.delete(row)
-        await ctx.session.flush()
+    # One DELETE: of concurrent revokes one removes the grant and announces it; the others find
+    # nothing to remove (rather than failing on a row already gone).
+    removed = await ctx.session.exec(
+        sa.delete(ResourceGrant).where(
+            col(ResourceGrant.resource_type) == resource_type,
+            col(ResourceGrant.resource_id) == resource_id,
+            col(ResourceGrant.team_id) == team_id,
+        )
+    )
+    if removed.rowcount == 1:
         team = await ctx.session.get(Team, team_id)
         if team is not None:
             await team_updated(ctx, team, "access")
@@ -92,19 +109,17 @@ async def set_team_only(
     # the other value: the database decides, so of concurrent calls setting the same value
     # exactly one changes it and announces it, on PostgreSQL too (the second waits for the
     # first's row lock and then finds nothing to change), and none fails on the key.
-    table = ResourceSettings.__table__  # type: ignore[attr-defined]
-    key = {"resource_type": resource_type, "resource_id": resource_id}
     await ctx.session.exec(
-        conflict_insert(ctx.host.db.dialect, table)
-        .values(**key, team_only=False)
+        conflict_insert(ctx.host.db.dialect, ResourceSettings)
+        .values(resource_type=resource_type, resource_id=resource_id, team_only=False)
         .on_conflict_do_nothing()
     )
     written = await ctx.session.exec(
-        sa.update(table)
+        sa.update(ResourceSettings)
         .where(
-            table.c.resource_type == resource_type,
-            table.c.resource_id == resource_id,
-            table.c.team_only.is_not(team_only),
+            col(ResourceSettings.resource_type) == resource_type,
+            col(ResourceSettings.resource_id) == resource_id,
+            col(ResourceSettings.team_only).is_not(team_only),
         )
         .values(team_only=team_only)
     )
