@@ -100,15 +100,19 @@ def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
 # -- loading rows ----------------------------------------------------------------------------------
 
 
-async def system_row(session: AsyncSession, system_id: str) -> SystemRow:
-    row = await session.get(SystemRow, system_id)
+async def system_row(session: AsyncSession, system_id: str, *, lock: bool = False) -> SystemRow:
+    """The system's row, or NOT_FOUND. ``lock``: held until the call ends (``SELECT ... FOR
+    UPDATE`` on PostgreSQL), so of concurrent deletions one deletes and the others, once it has
+    committed, find nothing (SQLite's ``BEGIN IMMEDIATE`` already takes turns)."""
+    row = await session.get(SystemRow, system_id, with_for_update=lock or None)
     if row is None:
         raise NotFound(f"System not found: {system_id}")
     return row
 
 
-async def group_row(session: AsyncSession, group_id: str) -> GroupRow:
-    row = await session.get(GroupRow, group_id)
+async def group_row(session: AsyncSession, group_id: str, *, lock: bool = False) -> GroupRow:
+    """The group's row, or NOT_FOUND; ``lock`` as for :func:`system_row`."""
+    row = await session.get(GroupRow, group_id, with_for_update=lock or None)
     if row is None:
         raise NotFound(f"Group not found: {group_id}")
     return row
@@ -388,7 +392,7 @@ async def update_system(ctx: Context, input: SystemUpdate) -> System:
 async def delete_system(ctx: Context, system_id: str) -> str:
     """Delete a system, its memberships and its team grants; emit ``catalog.system.deleted``."""
     session = ctx.session
-    row = await system_row(session, system_id)
+    row = await system_row(session, system_id, lock=True)
     name = row.name
     # The foreign key cascades too; deleting explicitly keeps this right on a database that
     # does not enforce foreign keys.
@@ -451,7 +455,7 @@ async def update_group(ctx: Context, input: GroupUpdate) -> Group:
 async def delete_group(ctx: Context, group_id: str) -> str:
     """Delete a group and its memberships (the systems stay); emit ``catalog.group.deleted``."""
     session = ctx.session
-    row = await group_row(session, group_id)
+    row = await group_row(session, group_id, lock=True)
     name = row.name
     await session.exec(sa.delete(MembershipRow).where(col(MembershipRow.group_id) == group_id))
     await session.delete(row)

@@ -282,6 +282,23 @@ class TestEvents:
             ),
         ]
 
+    async def test_concurrent_deletions_delete_and_announce_once(
+        self, manager, checkstack_host, seen
+    ):
+        # Six managers delete the same system at once: one deletes it and announces it, the
+        # others find it gone (404, as a later deletion would), on PostgreSQL too.
+        system = await manager.call("catalog", "createSystem", {"name": "Twice"})
+        await checkstack_host.events.drain()
+        seen.clear()
+        results = await asyncio.gather(
+            *(manager.call("catalog", "deleteSystem", {"id": system["id"]}) for _ in range(6)),
+            return_exceptions=True,
+        )
+        assert results.count({"id": system["id"]}) == 1, results
+        assert all(isinstance(r, NotFound) for r in results if r != {"id": system["id"]})
+        await checkstack_host.events.drain()
+        assert [name for name, _payload, _found in seen] == [SYSTEM_DELETED]
+
     async def test_nothing_is_announced_when_the_transaction_rolls_back(
         self, manager, checkstack_host, seen
     ):
