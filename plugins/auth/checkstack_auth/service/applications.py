@@ -276,7 +276,7 @@ async def regenerate_secret(ctx: Context, app_id: str) -> str:
 
 
 async def delete_application(ctx: Context, app_id: str) -> None:
-    app = await get_application(ctx.session, app_id)
+    app = await get_application(ctx.session, app_id, lock=True)
     await ctx.session.delete(app)
     await ctx.session.flush()
     await ctx.emit(APPLICATION_DELETED, {"applicationId": app.id, "applicationName": app.name})

@@ -83,15 +83,19 @@ async def get_user(session: AsyncSession, user_id: str) -> User:
     return user
 
 
-async def get_application(session: AsyncSession, app_id: str) -> Application:
-    app = await session.get(Application, app_id)
+async def get_application(session: AsyncSession, app_id: str, *, lock: bool = False) -> Application:
+    """The application, or NOT_FOUND. ``lock``: its row is held until the call ends (``SELECT
+    ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already takes turns), so of
+    concurrent deletions one deletes and announces, and the others then find nothing."""
+    app = await session.get(Application, app_id, with_for_update=lock or None)
     if app is None:
         raise NotFound(f"Application not found: {app_id}")
     return app
 
 
-async def get_team(session: AsyncSession, team_id: str) -> Team:
-    team = await session.get(Team, team_id)
+async def get_team(session: AsyncSession, team_id: str, *, lock: bool = False) -> Team:
+    """The team, or NOT_FOUND; ``lock`` as for :func:`get_application`."""
+    team = await session.get(Team, team_id, with_for_update=lock or None)
     if team is None:
         raise NotFound(f"Team not found: {team_id}")
     return team

@@ -241,7 +241,8 @@ async def update_role(
 
 
 async def delete_role(ctx: Context, role_id: str) -> None:
-    role = await ctx.session.get(Role, role_id)
+    # Locked (PostgreSQL) so that of concurrent deletions one deletes and announces.
+    role = await ctx.session.get(Role, role_id, with_for_update=True)
     if role is None:
         raise NotFound(f"Role not found: {role_id}")
     if role.system:

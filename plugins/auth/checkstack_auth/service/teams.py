@@ -187,7 +187,7 @@ async def update_team(
 
 
 async def delete_team(ctx: Context, team_id: str) -> None:
-    team = await get_team(ctx.session, team_id)
+    team = await get_team(ctx.session, team_id, lock=True)
     await ctx.session.delete(team)
     await ctx.session.flush()
     await ctx.emit(TEAM_DELETED, {"teamId": team.id, "teamName": team.name})
