@@ -3,6 +3,8 @@ plugins call when one of their resources is deleted."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlmodel import col, select
 
@@ -52,6 +54,15 @@ def _check_resource_type(ctx: Context, resource_type: str) -> None:
         )
 
 
+def _grant_key(resource_type: str, resource_id: str, team_id: str) -> tuple[Any, ...]:
+    """The conditions naming one grant row (its primary key)."""
+    return (
+        col(ResourceGrant.resource_type) == resource_type,
+        col(ResourceGrant.resource_id) == resource_id,
+        col(ResourceGrant.team_id) == team_id,
+    )
+
+
 async def grant(
     ctx: Context, team_id: str, resource_type: str, resource_id: str, level: str
 ) -> ResourceAccessInfo:
@@ -59,11 +70,6 @@ async def grant(
     team = await get_team(ctx.session, team_id)
     # As for setTeamOnly: create if missing, else change only a different level, so concurrent
     # grants all succeed and the one real change is announced once.
-    key = (
-        col(ResourceGrant.resource_type) == resource_type,
-        col(ResourceGrant.resource_id) == resource_id,
-        col(ResourceGrant.team_id) == team_id,
-    )
     created = await ctx.session.exec(
         conflict_insert(ctx.host.db.dialect, ResourceGrant)
         .values(resource_type=resource_type, resource_id=resource_id, team_id=team_id, level=level)
@@ -73,7 +79,9 @@ async def grant(
     if not changed:
         written = await ctx.session.exec(
             sa.update(ResourceGrant)
-            .where(*key, col(ResourceGrant.level) != level)
+            .where(
+                *_grant_key(resource_type, resource_id, team_id), col(ResourceGrant.level) != level
+            )
             .values(level=level)
         )
         changed = written.rowcount == 1
@@ -88,11 +96,7 @@ async def revoke(
     # One DELETE: of concurrent revokes one removes the grant and announces it; the others find
     # nothing to remove (rather than failing on a row already gone).
     removed = await ctx.session.exec(
-        sa.delete(ResourceGrant).where(
-            col(ResourceGrant.resource_type) == resource_type,
-            col(ResourceGrant.resource_id) == resource_id,
-            col(ResourceGrant.team_id) == team_id,
-        )
+        sa.delete(ResourceGrant).where(*_grant_key(resource_type, resource_id, team_id))
     )
     if removed.rowcount == 1:
         team = await ctx.session.get(Team, team_id)
